@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import ConfigError, ModelLoadError
-from workbench.models.runner import OnnxRunner, Runner, TorchRunner
+from workbench.models.runner import OnnxRunner, Runner, TorchRunner, set_eval
 from workbench.models.signature import Signature
 
 FORMAT = "workbench.artifact"
@@ -118,7 +118,7 @@ class ModelArtifact:
 
         module = self._build_base()
         context = TransformContext(folder=self.path, example=self.example())
-        return apply_transforms(module, self.transforms, context).eval()
+        return set_eval(apply_transforms(module, self.transforms, context))
 
     def _build_base(self) -> Any:
         import torch

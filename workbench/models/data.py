@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -40,7 +40,7 @@ def _upsample(images_8x8: np.ndarray) -> np.ndarray:
     return up.clamp_(0.0, 1.0).numpy()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _digits() -> Dataset:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -58,7 +58,7 @@ def _digits() -> Dataset:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _mnist1d() -> Dataset:
     from mnist1d.data import get_dataset_args, make_dataset
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import ConfigError, ModelLoadError
+from workbench.models.runner import set_eval
 from workbench.models.signature import NUMPY_TO_OIP, Signature, TensorSpec
 
 
@@ -100,7 +101,7 @@ def from_module(
     if not isinstance(module, nn.Module):
         raise ConfigError(f"expected an nn.Module, got {type(module).__name__}")
     batch = _as_batch(example)
-    module = module.eval()
+    module = set_eval(module)
     signature = _infer_signature(module, batch, input_name, output_name)
     source: dict[str, Any] = (
         {"kind": "factory", "factory": factory, "kwargs": factory_kwargs or {}} if factory else {"kind": "module"}

@@ -93,8 +93,9 @@ class Model:
         elif kind in ("export", "module"):
             with tempfile.TemporaryDirectory() as tmp:
                 program_path = Path(tmp) / "program.pt2"
-                example = torch.from_numpy(self.example[:1].copy())
-                program = torch.export.export(self.module, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
+                rows = np.concatenate([self.example[:2], self.example[:2]])[:2]  # >= 2 rows: batch stays dynamic
+                example = torch.from_numpy(rows.copy())
+                program = torch.export.export(self.module, (example,), dynamic_shapes=({0: torch.export.Dim.AUTO},))
                 torch.export.save(program, program_path)
                 common["transforms"] = []  # the exported program already holds them
                 self.artifact = write_artifact(folder, kind="export", model_file=program_path, **common)

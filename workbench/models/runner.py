@@ -22,6 +22,14 @@ def pick_device(device: str = "auto") -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def set_eval(module: Any) -> Any:
+    """``module.eval()``, tolerating modules that refuse it (a torch.export program's module is fixed)."""
+    try:
+        return module.eval()
+    except NotImplementedError:
+        return module
+
+
 class TorchRunner:
     """Runs an ``nn.Module`` in inference mode on a device.
 
@@ -33,7 +41,7 @@ class TorchRunner:
         import torch
 
         self.device = torch.device(pick_device(device))
-        self.module = module.to(self.device).eval()
+        self.module = set_eval(module.to(self.device))
         self.compute_dtype = next(
             (p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32
         )
@@ -72,4 +80,4 @@ class OnnxRunner:
         return np.asarray(out)
 
 
-__all__ = ["OnnxRunner", "Runner", "TorchRunner", "pick_device"]
+__all__ = ["OnnxRunner", "Runner", "TorchRunner", "pick_device", "set_eval"]

@@ -141,8 +141,8 @@ def train_classifier(
 
 def load_zoo(name: str, *, retrain: bool = False, progress: bool = True, callback: Any = None) -> Any:
     """Load zoo model ``name``: from the cache if trained before, else train it (≈ seconds) and cache it."""
-    from workbench.models.artifact import ModelArtifact, write_artifact
     from workbench.models.architectures import build_architecture
+    from workbench.models.artifact import ModelArtifact, write_artifact
     from workbench.models.model import Model, model_from_artifact
 
     entry = zoo_entry(name)
@@ -178,11 +178,14 @@ def load_zoo(name: str, *, retrain: bool = False, progress: bool = True, callbac
                    source={"family": entry.family, "arch": entry.arch}, state_dict=module.state_dict(),
                    signature=signature, example=model.example, evaluation=evaluation,
                    lineage=model.lineage, metrics=model.metrics)
-    if folder.exists():
-        import shutil
+    import shutil
 
+    if folder.exists():
         shutil.rmtree(folder, ignore_errors=True)
-    tmp.replace(folder)
+    try:
+        tmp.replace(folder)
+    except OSError:  # another process cached the same model first: theirs is as good as ours
+        shutil.rmtree(tmp, ignore_errors=True)
     model.artifact = ModelArtifact.open(folder)
     return model
 
