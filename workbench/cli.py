@@ -23,9 +23,15 @@ COMMANDS = {
 }
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is not there
+        return False
+
+
 def _available() -> dict[str, str]:
-    return {name: target for name, target in COMMANDS.items()
-            if importlib.util.find_spec(target.split(":")[0]) is not None}
+    return {name: target for name, target in COMMANDS.items() if _installed(target.split(":")[0])}
 
 
 class LazyGroup(click.Group):
