@@ -38,6 +38,7 @@ class Model:
     artifact: ModelArtifact | None = field(default=None, repr=False)
     base_state: dict[str, Any] | None = field(default=None, repr=False)
     runner_override: Any = field(default=None, repr=False)
+    extra_files: dict[str, Path] = field(default_factory=dict, repr=False)  # more artifact files (e.g. calibration rows)
 
     def __post_init__(self) -> None:
         self.signature.input.check_batch(self.example, what="example input")
@@ -82,6 +83,7 @@ class Model:
         common: dict[str, Any] = dict(
             name=self.name, signature=self.signature, example=self.example, transforms=self.transforms,
             variant=self.variant, lineage=self.lineage, evaluation=self.evaluation, metrics=self.metrics,
+            extra_files=self.extra_files,
         )
         if kind in ("architecture", "factory"):
             state = self.base_state if self.base_state is not None else self.module.state_dict()
@@ -119,11 +121,14 @@ def model_from_artifact(artifact: ModelArtifact) -> Model:
         module = artifact.build_module()
     evaluation = dict(artifact.manifest.get("evaluation", {}))
     source = {"kind": artifact.kind, **artifact.manifest.get("source", {})}
+    standard = {"weights.pt", "example.npy", "program.pt2", "model.ts", "model.onnx"}
+    extra_files = {f: artifact.path / f for f in artifact.manifest.get("files", {}) if f not in standard}
     return Model(
         name=artifact.name, module=module, signature=artifact.signature, example=artifact.example(),
         source=source, eval_data=evaluation_split(evaluation) if evaluation else None, evaluation=evaluation,
         transforms=artifact.transforms, variant=artifact.variant, lineage=artifact.manifest.get("lineage", {}),
         metrics=artifact.manifest.get("metrics", {}), artifact=artifact, runner_override=runner,
+        extra_files=extra_files,
     )
 
 
