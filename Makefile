@@ -17,7 +17,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml constraints.txt
-	$(BIN)/pip install -q $(PIP_CONSTRAINT_FLAG) -e '.[dev]'
+	$(BIN)/pip install -q $(PIP_CONSTRAINT_FLAG) -e '.[dev,ray]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -123,12 +123,17 @@ def model_from_artifact(artifact: ModelArtifact) -> Model:
     source = {"kind": artifact.kind, **artifact.manifest.get("source", {})}
     standard = {"weights.pt", "example.npy", "program.pt2", "model.ts", "model.onnx"}
     extra_files = {f: artifact.path / f for f in artifact.manifest.get("files", {}) if f not in standard}
+    base_state = None
+    if artifact.transforms and (artifact.path / "weights.pt").is_file():  # the fp32 weights under the transforms
+        import torch
+
+        base_state = torch.load(artifact.path / "weights.pt", map_location="cpu", weights_only=True)
     return Model(
         name=artifact.name, module=module, signature=artifact.signature, example=artifact.example(),
         source=source, eval_data=evaluation_split(evaluation) if evaluation else None, evaluation=evaluation,
         transforms=artifact.transforms, variant=artifact.variant, lineage=artifact.manifest.get("lineage", {}),
         metrics=artifact.manifest.get("metrics", {}), artifact=artifact, runner_override=runner,
-        extra_files=extra_files,
+        extra_files=extra_files, base_state=base_state,
     )
 
 

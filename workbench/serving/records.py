@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 #: Outcomes a request can end with.
-OUTCOMES = ("ok", "overloaded", "timeout", "crashed", "error", "bad_request")
+OUTCOMES = ("ok", "overloaded", "timeout", "crashed", "error", "bad_request", "cancelled")
 
 
 @dataclass(frozen=True, slots=True)
