@@ -4,7 +4,6 @@ only when used, so ``workbench --help`` stays fast."""
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
 from typing import Any
 
@@ -24,10 +23,11 @@ COMMANDS = {
 
 
 def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:  # its parent package is not there
-        return False
+    """Whether ``module`` (a ``workbench.*`` module) is there, without importing its package."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent
+    return root.joinpath(*module.split(".")[1:]).with_suffix(".py").is_file()
 
 
 def _available() -> dict[str, str]:

@@ -50,6 +50,8 @@ class TorchRunner:
         import torch
 
         with torch.inference_mode():
+            if not batch.flags.writeable:  # e.g. a view on a request body: torch wants writable memory
+                batch = batch.copy()
             x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
             if x.is_floating_point() and x.dtype != self.compute_dtype:
                 x = x.to(self.compute_dtype)
