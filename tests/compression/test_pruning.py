@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from workbench.compression import PruneConfig, build_variant
+from workbench.errors import CompressionError
+
+# Accuracy on the 450 held-out digits (one sample = 0.22 points) may drop at most this much after
+# pruning half the weights / half the hidden units and 1-2 fine-tune epochs (measured: -0.4 to -0.9).
+PRUNE_MAX_LOSS_PT = 2.5
+
+
+def linear_weights(module: nn.Module) -> list[torch.Tensor]:
+    return [m.weight.detach() for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+def test_unstructured_reaches_the_sparsity_in_every_layer_and_keeps_shapes(zoo_mlp, mlp_variants):
+    variant = mlp_variants["unstructured"]
+    for before, after in zip(linear_weights(zoo_mlp.module), linear_weights(variant.module)):
+        assert after.shape == before.shape
+        assert float((after == 0).float().mean()) == pytest.approx(0.5, abs=0.002)
+    assert variant.num_parameters == zoo_mlp.num_parameters
+    step = variant.lineage["steps"][-1]
+    assert step["reached_sparsity"] == pytest.approx(0.5, abs=0.002)
+    assert "no speed-up" in step["note"]
+
+
+def test_unstructured_fine_tuning_keeps_the_pruned_weights_at_zero_and_the_accuracy(zoo_mlp, mlp_variants):
+    variant = mlp_variants["unstructured"]
+    # fine-tuning changed the surviving weights (so it ran) but not the zeros
+    survivors = [(a != 0) for a in linear_weights(variant.module)]
+    moved = any(
+        not torch.allclose(a[m], b[m]) for a, b, m in zip(linear_weights(variant.module), linear_weights(zoo_mlp.module), survivors)
+    )
+    assert moved
+    assert 100 * (zoo_mlp.evaluate() - variant.evaluate()) <= PRUNE_MAX_LOSS_PT
+
+
+def test_structured_halves_the_hidden_units_and_rebuilds_the_smaller_mlp(zoo_mlp, mlp_variants):
+    variant = mlp_variants["structured"]
+    assert variant.source["arch"]["hidden"] == [256, 256]
+    assert [m.out_features for m in variant.module.modules() if isinstance(m, nn.Linear)] == [256, 256, 10]
+    assert variant.num_parameters < 0.45 * zoo_mlp.num_parameters
+    assert variant.variant == "prune-structured-0.5"
+    assert 100 * (zoo_mlp.evaluate() - variant.evaluate()) <= PRUNE_MAX_LOSS_PT
+    step = variant.lineage["steps"][-1]
+    assert step["arch_after"]["hidden"] == [256, 256] and step["fine_tune_epochs"] == 2
+
+
+def test_structured_removes_cnn_channels(zoo_cnn, cnn_variants):
+    variant = cnn_variants["structured"]
+    assert variant.source["arch"]["channels"] == [16, 32] and variant.source["arch"]["hidden"] == 64
+    convs = [m for m in variant.module.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [16, 32]
+    assert 100 * (zoo_cnn.evaluate() - variant.evaluate()) <= PRUNE_MAX_LOSS_PT
+
+
+def test_structured_narrows_the_transformer_feed_forward_only(zoo_transformer):
+    variant = build_variant(zoo_transformer, [PruneConfig(method="structured", sparsity=0.5, fine_tune_epochs=0)],
+                            progress=False)
+    assert variant.source["arch"]["ff"] == 64 and variant.source["arch"]["d_model"] == 64
+    layers = [m for m in variant.module.modules() if isinstance(m, nn.TransformerEncoderLayer)]
+    assert [layer.linear1.out_features for layer in layers] == [64, 64]
+
+
+def test_a_filter_chooses_the_layers(zoo_mlp):
+    only_first = PruneConfig(method="structured", sparsity=0.5, fine_tune_epochs=0, filter_fn=lambda m, n: n == "0")
+    variant = build_variant(zoo_mlp, [only_first], progress=False)
+    assert variant.source["arch"]["hidden"] == [256, 512]
+    unstructured = PruneConfig(sparsity=0.5, fine_tune_epochs=0, filter_fn=lambda m, n: n == "2")
+    weights = linear_weights(build_variant(zoo_mlp, [unstructured], progress=False).module)
+    assert [float((w == 0).float().mean()) > 0.4 for w in weights] == [False, True, False]
+
+
+def test_sparsity_zero_changes_nothing(zoo_mlp):
+    variant = build_variant(zoo_mlp, [PruneConfig(method="structured", sparsity=0.0)], progress=False)
+    np.testing.assert_array_equal(variant.predict(zoo_mlp.example), zoo_mlp.predict(zoo_mlp.example))
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (PruneConfig(method="structured", filter_fn=lambda m, n: n == "4"), "never the output layer"),
+        (PruneConfig(method="structured", filter_fn=lambda m, n: isinstance(m, nn.ReLU)), r"selected '1' \(ReLU\)"),
+        (PruneConfig(method="unstructured", filter_fn=lambda m, n: isinstance(m, nn.ReLU)), "has none"),
+        (PruneConfig(method="structured", filter_fn=lambda m, n: False), "selected none"),
+    ],
+)
+def test_unsupported_layers_are_refused_clearly(zoo_mlp, config, message):
+    with pytest.raises(CompressionError, match=message):
+        build_variant(zoo_mlp, [config], progress=False)
+
+
+def test_transformer_feed_forward_must_be_pruned_in_every_layer_or_none(zoo_transformer):
+    config = PruneConfig(method="structured", fine_tune_epochs=0, filter_fn=lambda m, n: n == "1.layers.0.linear1")
+    with pytest.raises(CompressionError, match="one feed-forward width for all layers"):
+        build_variant(zoo_transformer, [config], progress=False)
