@@ -1,0 +1,28 @@
+"""Local serving runtime: ServeConfig, the dynamic batcher, routing policies, worker processes and the
+``Server`` controller. Importing this package loads neither torch nor the worker machinery: names are
+resolved on first use."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Server": "workbench.serving.server",
+    "ServeConfig": "workbench.serving.config",
+    "PlacementConfig": "workbench.serving.config",
+    "BatchingConfig": "workbench.serving.config",
+    "AdmissionConfig": "workbench.serving.config",
+    "DynamicBatcher": "workbench.serving.batcher",
+    "ROUTERS": "workbench.serving.routing",
+    "RequestRecord": "workbench.serving.records",
+    "ConfigChange": "workbench.serving.records",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'workbench.serving' has no attribute {name!r}")
