@@ -126,7 +126,7 @@ def test_own_training_data_is_used_and_checked(zoo_mlp):
     x, y = zoo_mlp.eval_data
     variant = build_variant(zoo_mlp, [PruneConfig(method="structured", fine_tune_epochs=1)], data=(x[:64], y[:64]),
                             progress=False)
-    assert variant.source["arch"]["hidden"] == [256, 256]
+    assert variant.source["arch"]["hidden"] == [512, 512]
     with pytest.raises(ConfigError, match="must have shape"):
         build_variant(zoo_mlp, [PruneConfig()], data=(x[:, :10], y), progress=False)
     with pytest.raises(ConfigError, match="as many labels as rows"):

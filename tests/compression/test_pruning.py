@@ -41,13 +41,13 @@ def test_unstructured_fine_tuning_keeps_the_pruned_weights_at_zero_and_the_accur
 
 def test_structured_halves_the_hidden_units_and_rebuilds_the_smaller_mlp(zoo_mlp, mlp_variants):
     variant = mlp_variants["structured"]
-    assert variant.source["arch"]["hidden"] == [256, 256]
-    assert [m.out_features for m in variant.module.modules() if isinstance(m, nn.Linear)] == [256, 256, 10]
+    assert variant.source["arch"]["hidden"] == [512, 512]
+    assert [m.out_features for m in variant.module.modules() if isinstance(m, nn.Linear)] == [512, 512, 10]
     assert variant.num_parameters < 0.45 * zoo_mlp.num_parameters
     assert variant.variant == "prune-structured-0.5"
     assert 100 * (zoo_mlp.evaluate() - variant.evaluate()) <= PRUNE_MAX_LOSS_PT
     step = variant.lineage["steps"][-1]
-    assert step["arch_after"]["hidden"] == [256, 256] and step["fine_tune_epochs"] == 2
+    assert step["arch_after"]["hidden"] == [512, 512] and step["fine_tune_epochs"] == 2
 
 
 def test_structured_removes_cnn_channels(zoo_cnn, cnn_variants):
@@ -69,7 +69,7 @@ def test_structured_narrows_the_transformer_feed_forward_only(zoo_transformer):
 def test_a_filter_chooses_the_layers(zoo_mlp):
     only_first = PruneConfig(method="structured", sparsity=0.5, fine_tune_epochs=0, filter_fn=lambda m, n: n == "0")
     variant = build_variant(zoo_mlp, [only_first], progress=False)
-    assert variant.source["arch"]["hidden"] == [256, 512]
+    assert variant.source["arch"]["hidden"] == [512, 1024]
     unstructured = PruneConfig(sparsity=0.5, fine_tune_epochs=0, filter_fn=lambda m, n: n == "2")
     weights = linear_weights(build_variant(zoo_mlp, [unstructured], progress=False).module)
     assert [float((w == 0).float().mean()) > 0.4 for w in weights] == [False, True, False]

@@ -62,6 +62,12 @@ def generator_main(spec: GeneratorSpec, results: Connection, control: Connection
         set_parent_death_signal()
     if parent_pid is not None and os.getppid() != parent_pid:
         return  # the parent died before we started
+    if parent_pid is not None:
+        # A generator process stops when its parent says so (or dies), not on a Ctrl-C aimed at the
+        # parent's process group: a Jupyter interrupt must not kill a run the user did not stop.
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         _run(_generator(spec, results, control), use_uvloop=spec.use_uvloop)
     except BaseException as exc:  # report anything unexpected rather than dying silently
