@@ -29,6 +29,37 @@ _LAZY: dict[str, str] = {
     "WorkerCrashed": "workbench.errors",
     "ModelNotFound": "workbench.errors",
     "BackendUnavailable": "workbench.errors",
+    # compression
+    "compress": "workbench.compression",
+    "compare": "workbench.compression",
+    "PruneConfig": "workbench.compression",
+    "QuantizeConfig": "workbench.compression",
+    "DistillConfig": "workbench.compression",
+    "OnnxConfig": "workbench.compression",
+    "CompressionReport": "workbench.compression",
+    # serving
+    "Server": "workbench.serving.server",
+    "ServeConfig": "workbench.serving.config",
+    "create_backend": "workbench.backends",
+    "serve_http": "workbench.http.serve",
+    # load and telemetry
+    "LoadRun": "workbench.load",
+    "HttpTarget": "workbench.load",
+    "InProcessTarget": "workbench.load",
+    "Constant": "workbench.load",
+    "Poisson": "workbench.load",
+    "Step": "workbench.load",
+    "Ramp": "workbench.load",
+    "Spike": "workbench.load",
+    "Closed": "workbench.load",
+    "TelemetryHub": "workbench.telemetry",
+    "RunRecord": "workbench.telemetry",
+    "list_runs": "workbench.telemetry",
+    "compare_runs": "workbench.telemetry",
+    # notebooks and dashboard
+    "WorkbenchSession": "workbench.ui.session",
+    "load_ipython_extension": "workbench.ui.magics",
+    "unload_ipython_extension": "workbench.ui.magics",
 }
 
 __all__ = sorted(_LAZY)
