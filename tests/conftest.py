@@ -25,3 +25,22 @@ def zoo_mlp():
     from workbench.models import load_zoo
 
     return load_zoo("mlp", progress=False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_server_left_running(request):
+    """A module that starts a serving loop must close it: a leftover Server keeps restarting workers."""
+    import threading
+
+    before = {t.ident for t in threading.enumerate() if t.name == "workbench-serving"}
+    yield
+    deadline = time.monotonic() + 10
+    while True:
+        left = [t for t in threading.enumerate() if t.name == "workbench-serving" and t.ident not in before]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    if left:  # reported, not failed: the module's own tests decide what is a leak of theirs
+        import warnings
+
+        warnings.warn(f"{request.module.__name__} left {len(left)} Server(s) running", stacklevel=1)

@@ -33,9 +33,12 @@ def _workers() -> list[psutil.Process]:
 
 @pytest.fixture(autouse=True)
 def no_leftover_processes():
-    """Every test must leave no worker process behind (checked with a deadline, not a sleep)."""
+    """Every test must leave no worker process of its own behind (checked with a deadline, not a sleep).
+    Processes that were already there belong to other tests; killing them would only make their
+    servers restart them."""
+    before = {p.pid for p in _workers()}
     yield
-    _, alive = psutil.wait_procs(_workers(), timeout=10)
+    _, alive = psutil.wait_procs([p for p in _workers() if p.pid not in before], timeout=10)
     if alive:
         for proc in alive:
             proc.kill()
