@@ -6,7 +6,7 @@ CONSTRAINTS ?= constraints.txt
 PIP_CONSTRAINT_FLAG := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck lab bench clean install
+.PHONY: demo test lint lab bench clean install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,10 @@ test: $(VENV)/.installed-dev lint
 lab: $(VENV)/.installed-dev
 	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 
+# Every benchmark, one after the other (minutes; run on a quiet machine). Each module's docstring gives
+# its options; docs/performance.md holds the figures and the exact commands that made them.
 bench: $(VENV)/.installed-dev
-	$(BIN)/python -m benchmarks.run
+	for b in serving_bench http_bench compression_bench ray_bench; do $(BIN)/python -m benchmarks.$$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
