@@ -38,6 +38,7 @@ lab: $(VENV)/.installed-dev
 # Every benchmark, one after the other (minutes; run on a quiet machine). Each module's docstring gives
 # its options; docs/performance.md holds the figures and the exact commands that made them.
 bench: $(VENV)/.installed-dev
+	$(BIN)/pip install -q $(PIP_CONSTRAINT_FLAG) -e '.[dev,ray,bench]'
 	for b in serving_bench http_bench compression_bench ray_bench; do $(BIN)/python -m benchmarks.$$b || exit 1; done
 
 clean:
