@@ -9,8 +9,7 @@ Importing this package loads nothing heavy: names are resolved on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from workbench._lazy import lazy_getattr
 
 #: Default request body limit: 64 MiB (a batch of 20,000 MNIST images as FP32 binary tensors).
 DEFAULT_MAX_BODY_BYTES = 64 << 20
@@ -25,7 +24,4 @@ _LAZY = {
 __all__ = ["DEFAULT_MAX_BODY_BYTES", *sorted(_LAZY)]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'workbench.http' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -4,8 +4,7 @@ send time. Names are imported on first use, so a generator process loads only wh
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from workbench._lazy import lazy_getattr
 
 _EXPORTS = {
     "LoadRun": "workbench.load.run",
@@ -25,7 +24,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'workbench.load' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

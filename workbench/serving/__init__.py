@@ -4,8 +4,7 @@ resolved on first use."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from workbench._lazy import lazy_getattr
 
 _LAZY = {
     "Server": "workbench.serving.server",
@@ -22,7 +21,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'workbench.serving' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

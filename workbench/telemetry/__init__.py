@@ -3,8 +3,7 @@ and run records on disk. Names are imported on first use."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from workbench._lazy import lazy_getattr
 
 _EXPORTS = {
     "LatencyHistogram": "workbench.telemetry.histogram",
@@ -21,7 +20,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'workbench.telemetry' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

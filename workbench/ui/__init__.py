@@ -9,8 +9,7 @@ Importing this package loads neither panel nor bokeh; the names below load on fi
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from workbench._lazy import lazy_getattr
 
 _LAZY = {
     "WorkbenchSession": "workbench.ui.session",
@@ -23,7 +22,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'workbench.ui' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
