@@ -21,12 +21,13 @@ import argparse
 import json
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.markdown import write_section
 
 CONFIG = {"placement": {"replicas": 1, "threads_per_worker": 1},
           "batching": {"max_batch_size": 32, "max_delay_ms": 0.0}}
@@ -116,15 +117,6 @@ def markdown(result: dict[str, Any], command: str) -> str:
         "machine, not for speed on one.", ""])
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the "## Ray Serve backend" section of ``path`` (up to the next "## " heading), or append it."""
-    text = path.read_text() if path.exists() else "# Performance\n"
-    pattern = re.compile(r"^## Ray Serve backend\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -29,7 +29,6 @@ import asyncio
 import json
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -37,6 +36,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.markdown import write_section
 
 MAX_BATCH = 32
 VARIANTS = {  # name -> ServeConfig as a dict
@@ -245,15 +246,6 @@ def markdown(result: dict[str, Any], command: str) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the "## Serving runtime" section of ``path`` (up to the next "## " heading) with ``section``."""
-    text = path.read_text() if path.exists() else "# Performance\n"
-    pattern = re.compile(r"^## Serving runtime\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip() + "\n\n", text, count=1)
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text.rstrip() + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
