@@ -123,6 +123,12 @@ class Server:
         try:
             loop.run_forever()
         finally:
+            # tasks still pending (a forwarding coroutine, an HTTP handler) end cancelled, not destroyed
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.wait(pending, timeout=2.0))
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
