@@ -211,7 +211,10 @@ class Server:
         if asyncio.get_running_loop() is loop:
             return await self.submit(model, inputs, timeout_ms=timeout_ms)
         future: concurrent.futures.Future = concurrent.futures.Future()
-        loop.call_soon_threadsafe(self._admit, model, inputs, timeout_ms, future, time.monotonic())
+        try:
+            loop.call_soon_threadsafe(self._admit, model, inputs, timeout_ms, future, time.monotonic())
+        except RuntimeError:  # the loop closed in between
+            raise BackendUnavailable("the server is closed") from None
         return await asyncio.wrap_future(future)
 
     def _admit(self, model: str, inputs: Any, timeout_ms: float | None, future: Any, received_at: float) -> None:
@@ -378,6 +381,8 @@ class Server:
         try:
             return self._runtimes[model]
         except KeyError:
+            if self._state in ("closing", "closed"):  # not "no such model": the server is going away
+                raise BackendUnavailable(f"model {model!r}: the server is closing", model=model) from None
             raise ModelNotFound(f"no model named {model!r} is served; served: {sorted(self._runtimes)}",
                                 model=model) from None
 
