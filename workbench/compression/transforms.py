@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from workbench.errors import ModelLoadError
+from workbench.models.artifact import inside_folder
 from workbench.models.transforms import TransformContext, register_transform
 
 #: layer types torch's dynamic int8 quantizes
@@ -87,7 +88,7 @@ def _dynamic_int8(module: nn.Module, params: dict[str, Any], context: TransformC
 
 @register_transform("static_int8")
 def _static_int8(module: nn.Module, params: dict[str, Any], context: TransformContext) -> nn.Module:
-    path = context.folder / str(params["calibration"])
+    path = inside_folder(context.folder, params.get("calibration"))
     if not path.is_file():
         raise ModelLoadError(f"static_int8: the calibration file {path.name} is missing from {context.folder}")
     return quantize_static_int8(module, np.load(path, allow_pickle=False), str(params.get("backend", "x86")))

@@ -60,6 +60,9 @@ class InferenceApp:
         self.routes = Starlette(routes=self._routes(), exception_handlers={
             HTTPException: self._starlette_error, HTTPError: self._http_error, WorkbenchError: self._http_error,
             Exception: self._unexpected})
+        # no 307 to the path without its trailing slash: such a path is a 404 like any other unknown path,
+        # and no Location is ever built from the client's Host header
+        self.routes.router.redirect_slashes = False
 
     def close(self) -> None:
         self.models.close()

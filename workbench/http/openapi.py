@@ -87,7 +87,7 @@ def openapi_document() -> dict[str, Any]:
     """The document (built once)."""
     from workbench import __version__
 
-    simple = {"description": "OK"}
+    simple = _responses("OK", None)  # every operation also answers 401 when the server has a token
     return {
         "openapi": "3.1.0",
         "info": {"title": "workbench inference API (Open Inference Protocol v2)", "version": __version__},
@@ -95,16 +95,16 @@ def openapi_document() -> dict[str, Any]:
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{}, {"bearer": []}],
         "paths": {
-            "/v2": {"get": {"summary": "Server metadata", "responses": {"200": simple}}},
-            "/v2/health/live": {"get": {"summary": "Liveness", "responses": {"200": simple}}},
+            "/v2": {"get": {"summary": "Server metadata", "responses": simple}},
+            "/v2/health/live": {"get": {"summary": "Liveness", "responses": simple}},
             "/v2/health/ready": {"get": {"summary": "Readiness of every model",
                                          "responses": _responses("Ready", None, 503)}},
             **_model_paths("/v2/models/{name}", False),
             **_model_paths("/v2/models/{name}/versions/{version}", True),
             "/metrics": {"get": {"summary": "Prometheus metrics (text format 0.0.4)",
-                                 "responses": {"200": {"description": "Metrics",
-                                                       "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
-            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": simple}}},
+                                 "responses": {**simple, "200": {
+                                     "description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": simple}},
         },
     }
 

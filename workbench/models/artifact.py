@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.errors import ConfigError, ModelLoadError
+from workbench.errors import ConfigError, ModelLoadError, WorkbenchError
 from workbench.models.runner import OnnxRunner, Runner, TorchRunner, set_eval
 from workbench.models.signature import Signature
 
@@ -49,6 +49,54 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def inside_folder(folder: Path, name: object) -> Path:
+    """``folder / name``, refused unless it is a plain relative file name that stays inside ``folder``
+    once symlinks are resolved: a manifest (which anyone may have written) must not point elsewhere."""
+    if not isinstance(name, str) or not name or name in (".", "..") or "\0" in name:
+        raise ModelLoadError(f"{folder}: the manifest names the artifact file {name!r}, which is not a file name")
+    path = folder / name
+    if Path(name).is_absolute() or ".." in Path(name).parts:
+        raise ModelLoadError(f"{folder}: the manifest names {name!r}, which is outside the artifact folder")
+    try:
+        inside = path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):
+        inside = False
+    if not inside:
+        raise ModelLoadError(f"{folder}: artifact file {name!r} links outside the artifact folder")
+    return path
+
+
+def _check_fields(folder: Path, manifest: dict[str, Any]) -> None:
+    """The fields every loader reads have the types it expects (else one clear ModelLoadError)."""
+    def bad(field_name: str, expected: str) -> ModelLoadError:
+        return ModelLoadError(f"{folder}: manifest field {field_name!r} must be {expected}, "
+                              f"got {manifest.get(field_name)!r:.80}")
+
+    if not isinstance(manifest.get("name"), str) or not manifest["name"]:
+        raise bad("name", "a non-empty string")
+    try:
+        Signature.from_dict(manifest["signature"])
+    except (KeyError, TypeError, ValueError, AttributeError, WorkbenchError) as exc:
+        raise bad("signature", f"an object with 'input' and 'output' tensors ({type(exc).__name__}: {exc})") from None
+    files = manifest.setdefault("files", {})
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise bad("files", "an object of file name: sha256")
+    transforms = manifest.setdefault("transforms", [])
+    if not isinstance(transforms, list) or not all(isinstance(t, dict) and isinstance(t.get("op"), str)
+                                                   for t in transforms):
+        raise bad("transforms", 'a list of {"op": name, ...} objects')
+    source = manifest.setdefault("source", {})
+    if not isinstance(source, dict):
+        raise bad("source", "an object")
+    if manifest["kind"] == "architecture" and not isinstance(source.get("family"), str):
+        raise bad("source", "an object naming the zoo 'family'")
+    if manifest["kind"] == "factory" and not isinstance(source.get("factory"), str):
+        raise bad("source", "an object naming the 'factory' ('package.module:function')")
+    for key in ("arch", "kwargs"):
+        if not isinstance(source.get(key, {}), dict):
+            raise bad("source", f"an object whose {key!r} is an object of keyword arguments")
 
 
 @dataclass(frozen=True)
@@ -79,12 +127,16 @@ class ModelArtifact:
             )
         if manifest.get("kind") not in KINDS:
             raise ModelLoadError(f"{folder}: unknown artifact kind {manifest.get('kind')!r}; known: {KINDS}")
-        for name, digest in manifest.get("files", {}).items():
-            file = folder / name
+        _check_fields(folder, manifest)
+        for name, digest in manifest["files"].items():
+            file = inside_folder(folder, name)
             if not file.is_file():
                 raise ModelLoadError(f"{folder}: artifact file {name} is missing")
             if _sha256(file) != digest:
                 raise ModelLoadError(f"{folder}: artifact file {name} does not match its checksum (corrupt?)")
+        for name in ("example.npy", *([_KIND_FILES[manifest["kind"]]] if manifest["kind"] in _KIND_FILES
+                                      else ["weights.pt"])):
+            inside_folder(folder, name)
         return cls(path=folder, manifest=manifest)
 
     @property
@@ -109,7 +161,10 @@ class ModelArtifact:
         return list(self.manifest.get("transforms", []))
 
     def example(self) -> np.ndarray:
-        return np.load(self.path / "example.npy", allow_pickle=False)
+        try:
+            return np.load(self.path / "example.npy", allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:  # a pickled (object) array is refused, never loaded
+            raise ModelLoadError(f"{self.path}: example.npy is not a plain numeric array: {exc}") from None
 
     # -------------------------------------------------------------- rebuilding
     def build_module(self) -> Any:
@@ -126,10 +181,16 @@ class ModelArtifact:
         kind, source = self.kind, self.manifest.get("source", {})
         if kind == "onnx":
             raise ModelLoadError(f"{self.name}: an ONNX artifact has no torch module; use build_runner()")
-        if kind == "export":
-            return torch.export.load(str(self.path / _KIND_FILES[kind])).module()
-        if kind == "torchscript":
-            return torch.jit.load(str(self.path / _KIND_FILES[kind]), map_location="cpu")
+        if kind in ("export", "torchscript"):
+            try:
+                if kind == "export":
+                    from workbench.models.loading import load_export_program
+
+                    return load_export_program(self.path / _KIND_FILES[kind]).module()
+                return torch.jit.load(str(self.path / _KIND_FILES[kind]), map_location="cpu")
+            except Exception as exc:
+                raise ModelLoadError(f"{self.name}: {_KIND_FILES[kind]} is not a readable {kind} model: "
+                                     f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
         if kind == "architecture":
             from workbench.models.architectures import build_architecture
 
@@ -138,10 +199,10 @@ class ModelArtifact:
             from workbench.models.loading import call_factory
 
             module = call_factory(source["factory"], dict(source.get("kwargs", {})))
-        state = torch.load(self.path / "weights.pt", map_location="cpu", weights_only=True)
+        state = _load_weights(self.path / "weights.pt", self.name)
         try:
             module.load_state_dict(state)
-        except RuntimeError as exc:
+        except (RuntimeError, TypeError, AttributeError) as exc:
             raise ModelLoadError(f"{self.name}: saved weights do not fit the rebuilt model: {exc}") from None
         return module
 
@@ -213,6 +274,18 @@ class ModelArtifact:
         }
 
 
+def _load_weights(path: Path, name: str) -> Any:
+    """A state_dict read with ``weights_only=True`` (tensors only: a pickle carrying code is refused, never run)."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"{name}: {path.name} is damaged or is not a plain state_dict (a pickle of other objects is refused "
+            f"and never unpickled): {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+
+
 def _balanced_split(weights: list[int], stages: int) -> list[int]:
     """Cut points so each stage's total weight is as close as possible to an equal share."""
     total = sum(weights)
@@ -278,4 +351,4 @@ def write_artifact(
     return ModelArtifact(path=out, manifest=manifest)
 
 
-__all__ = ["CUTTABLE_KINDS", "KINDS", "ModelArtifact", "write_artifact"]
+__all__ = ["CUTTABLE_KINDS", "KINDS", "ModelArtifact", "inside_folder", "write_artifact"]

@@ -15,6 +15,7 @@ runs code. A user who trusts a file opts in with ``trust_pickle=True``.
 from __future__ import annotations
 
 import importlib
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -26,6 +27,32 @@ from workbench.errors import ConfigError, ModelLoadError
 from workbench.models.runner import set_eval
 from workbench.models.signature import NUMPY_TO_OIP, Signature, TensorSpec
 
+#: packages whose functions read, write or run things rather than build models: a factory named by a
+#: (possibly untrusted) artifact manifest may not be one of theirs (``nn.Module`` classes are fine)
+_NOT_FACTORIES = frozenset({"numpy", "pandas", "scipy", "torch", "onnx", "onnxruntime", "yaml", "ruamel", "joblib",
+                            "dill", "cloudpickle", "requests", "httpx", "aiohttp", "urllib3", "click", "rich",
+                            "IPython", "jupyter_client", "ray", "panel", "bokeh", "tornado", "uvicorn", "starlette",
+                            "psutil", "setuptools", "pip", "_pytest", "pytest", "hypothesis"})
+
+
+def _check_factory(spec: str, factory: Any) -> None:
+    """Refuse a "factory" that is not one: a built-in, a class other than an ``nn.Module``, or a function
+    of the standard library or of a non-model package (``subprocess:run``, ``os:makedirs``, ``numpy:save``):
+    an artifact's manifest names its factory, and loading an artifact must not run a command."""
+    import inspect
+
+    from torch import nn
+
+    if inspect.isclass(factory) and issubclass(factory, nn.Module):
+        return
+    top = (getattr(factory, "__module__", None) or "").split(".")[0]
+    if (not inspect.isfunction(factory) or top in sys.stdlib_module_names or top in _NOT_FACTORIES
+            or top == "builtins"):
+        raise ModelLoadError(
+            f"factory {spec!r} is not a model factory: it must be an nn.Module class or a Python function of "
+            "your own code that builds one (not a built-in or a function of the standard library or of "
+            f"{top or 'a non-model package'}), so it is refused without being called")
+
 
 def call_factory(spec: str, kwargs: dict[str, Any] | None = None) -> Any:
     """Import ``"package.module:function"`` and call it with ``kwargs``; it must return an ``nn.Module``."""
@@ -33,17 +60,43 @@ def call_factory(spec: str, kwargs: dict[str, Any] | None = None) -> Any:
 
     if not isinstance(spec, str) or spec.count(":") != 1:
         raise ConfigError(f"factory must look like 'package.module:function', got {spec!r}")
+    if not isinstance(kwargs, (dict, type(None))):
+        raise ConfigError(f"factory {spec!r}: its keyword arguments must be a mapping, got {type(kwargs).__name__}")
     module_name, attr = spec.split(":")
+    if module_name.split(".")[0] in sys.stdlib_module_names:  # checked before importing: imports run code
+        raise ModelLoadError(f"factory {spec!r} is not a model factory: the standard library builds no models, "
+                             "so it is refused without being imported or called")
     try:
         factory = getattr(importlib.import_module(module_name), attr)
-    except ImportError as exc:
+    except (ImportError, ValueError) as exc:
         raise ModelLoadError(f"factory {spec!r}: cannot import {module_name!r} ({exc})") from None
     except AttributeError:
         raise ModelLoadError(f"factory {spec!r}: module {module_name!r} has no attribute {attr!r}") from None
-    model = factory(**(kwargs or {}))
+    _check_factory(spec, factory)
+    try:
+        model = factory(**(kwargs or {}))
+    except TypeError as exc:
+        raise ModelLoadError(f"factory {spec!r} does not take the keyword arguments {sorted(kwargs or {})}: "
+                             f"{exc}") from None
     if not isinstance(model, nn.Module):
         raise ModelLoadError(f"factory {spec!r} returned {type(model).__name__}, expected an nn.Module")
     return model
+
+
+def load_export_program(path: Path) -> Any:
+    """``torch.export.load``, with torch's own warning (a traceback, for a damaged file) kept out of the
+    user's terminal: the caller turns the failure into one clear error."""
+    import logging
+
+    import torch
+
+    logger = logging.getLogger("torch.export")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return torch.export.load(str(path))
+    finally:
+        logger.setLevel(level)
 
 
 def _as_batch(example: Any) -> np.ndarray:
@@ -148,7 +201,7 @@ def load_file(
         return _with_file_artifact(model, p, "torchscript")
     if suffix == ".pt2" or any(n.endswith("serialized_exported_program.json") or "/models/" in n for n in names):
         try:
-            program = torch.export.load(str(p))
+            program = load_export_program(p)
         except Exception as exc:
             raise ModelLoadError(f"{p} is not a readable torch.export program: {exc}") from None
         if example is None:

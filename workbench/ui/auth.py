@@ -14,7 +14,9 @@ logs everyone out. Tokens are compared in constant time.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -101,6 +103,37 @@ class TokenAuth(AuthProvider):
         return None
 
 
+class RedactToken(logging.Filter):
+    """Replaces the token in log records with ``***`` (tornado logs the URI, query string included, of
+    every 4xx/5xx, and ``?token=`` is how the printed URL signs in)."""
+
+    def __init__(self, token: str):
+        super().__init__()
+        self._token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self._token in message:
+            record.msg, record.args = message.replace(self._token, "***"), None
+        return True
+
+
+def redact_token_in_logs(token: str) -> Callable[[], None]:
+    """Install :class:`RedactToken` on every handler of the root logger and on tornado's loggers;
+    returns the function that removes it again."""
+    redact = RedactToken(token)
+    targets: list[logging.Filterer] = [*logging.getLogger().handlers]
+    targets += [logging.getLogger(name) for name in ("tornado.access", "tornado.application", "tornado.general")]
+    for target in targets:
+        target.addFilter(redact)
+
+    def remove() -> None:
+        for target in targets:
+            target.removeFilter(redact)
+
+    return remove
+
+
 def _is_websocket(handler: RequestHandler) -> bool:
     return handler.request.headers.get("Upgrade", "").lower() == "websocket"
 
@@ -109,4 +142,4 @@ def _remember(handler: RequestHandler) -> None:
     handler.set_signed_cookie(COOKIE, "ok", expires_days=31, httponly=True, samesite="Strict")
 
 
-__all__ = ["COOKIE", "LOGIN_URL", "TokenAuth"]
+__all__ = ["COOKIE", "LOGIN_URL", "RedactToken", "TokenAuth", "redact_token_in_logs"]

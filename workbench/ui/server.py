@@ -76,11 +76,13 @@ def run_dashboard(*, address: str = "127.0.0.1", port: int = DEFAULT_PORT, token
         raise ConfigError(f"cannot listen on {address}: {exc.strerror or exc}") from None
     origins = websocket_origins(address, port, allow_origin)
     extra: dict[str, Any] = {}
+    unredact: Callable[[], None] = lambda: None  # noqa: E731
     if token is not None:
-        from workbench.ui.auth import TokenAuth
+        from workbench.ui.auth import TokenAuth, redact_token_in_logs
 
         auth = TokenAuth(token)
         extra.update(auth_provider=auth, cookie_secret=auth.cookie_secret)
+        unredact = redact_token_in_logs(token)
 
     def page() -> Any:
         return create_app(demo=demo, runs_dir=runs_dir)
@@ -91,6 +93,7 @@ def run_dashboard(*, address: str = "127.0.0.1", port: int = DEFAULT_PORT, token
                           unused_session_lifetime_milliseconds=UNUSED_SESSION_LIFETIME_MS,
                           check_unused_sessions_milliseconds=CHECK_UNUSED_SESSIONS_MS, **extra)
     except OSError as exc:
+        unredact()
         raise ConfigError(f"cannot listen on {address}:{port}: {exc.strerror or exc}") from None
     loop = server.io_loop
 
@@ -112,6 +115,7 @@ def run_dashboard(*, address: str = "127.0.0.1", port: int = DEFAULT_PORT, token
         log.info("dashboard stopping: closing its sessions")
         close_all_sessions()
         server.stop()
+        unredact()
 
 
 __all__ = ["DEFAULT_PORT", "dashboard_url", "free_port", "run_dashboard", "websocket_origins"]
