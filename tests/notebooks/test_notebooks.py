@@ -1,4 +1,4 @@
-"""The example notebooks as committed: all five there, outputs stripped (only the expected text of the
+"""The example notebooks as committed: all six there, outputs stripped (only the expected text of the
 cells nbval checks is kept), a python3 kernel, and something for nbval to check in each. Running them is
 ``pytest --nbval-lax --nbval-current-env notebooks/``."""
 
@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-EXPECTED = ["01-quickstart", "02-compression", "03-parallel-serving", "04-live-tuning", "05-scale-out-ray"]
+EXPECTED = ["01-quickstart", "02-compression", "03-parallel-serving", "04-live-tuning", "05-scale-out-ray", "06-tune"]
 
 
 def _strip_tool():
@@ -22,7 +22,7 @@ def _strip_tool():
     return module
 
 
-def test_the_five_example_notebooks_are_there():
+def test_the_example_notebooks_are_there():
     assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == EXPECTED
 
 

@@ -1,4 +1,4 @@
-"""The dashboard: one page with the Model, Compress, Serve, Load, Live and Runs sections.
+"""The dashboard: one page with the Model, Compress, Serve, Load, Live, Runs and Tune sections.
 
 ``WorkbenchApp(session)`` is the whole page as a Panel ``Viewer``; it shows the same way in a
 JupyterLab notebook (``pn.extension(inline=True)`` first, there is no CDN here) and in a served
@@ -18,6 +18,7 @@ import panel as pn
 from workbench.ui.live_view import LiveView, RunsView
 from workbench.ui.session import WorkbenchSession
 from workbench.ui.state import SECTIONS
+from workbench.ui.tune_view import TuneSection
 from workbench.ui.views import CompressView, LoadView, ModelView, ServeView
 
 log = logging.getLogger("workbench.ui")
@@ -46,14 +47,15 @@ class WorkbenchApp(pn.viewable.Viewer):
         self.period_ms = period_ms
         state = self.session.state
         self.live = LiveView(self.session)
+        self.tune = TuneSection(self.session)
         self.tabs = pn.Tabs(
             ("Model", ModelView(self.session)), ("Compress", CompressView(self.session)),
             ("Serve", ServeView(self.session)), ("Load", LoadView(self.session)),
-            ("Live", self.live), ("Runs", RunsView(self.session)),
+            ("Live", self.live), ("Runs", RunsView(self.session)), ("Tune", self.tune),
             dynamic=False, sizing_mode="stretch_width", css_classes=["wb-tabs"],
         )
         self.tabs.active = SECTIONS.index(state.section)
-        self.tabs.param.watch(lambda e: setattr(state, "section", SECTIONS[e.new]), "active")
+        self.tabs.param.watch(self._tab_chosen, "active")
         state.param.watch(lambda e: setattr(self.tabs, "active", SECTIONS.index(e.new)), "section")
         header = pn.Row(
             pn.pane.Markdown("# workbench", css_classes=["wb-header"], margin=(0, 10)),
@@ -67,6 +69,10 @@ class WorkbenchApp(pn.viewable.Viewer):
         self._drawn = -1  # the last window index the plots show
         self.session.updates.attach()
         self.start()
+
+    def _tab_chosen(self, event: Any) -> None:
+        if event.new < len(SECTIONS):  # the Tune tab (last) is not a section of the shared state
+            self.session.state.section = SECTIONS[event.new]
 
     @staticmethod
     def _headline(model: str, status: str, load: str, p99: float | None, rps: float) -> str:
@@ -85,6 +91,7 @@ class WorkbenchApp(pn.viewable.Viewer):
         if self.session.closed:
             return
         self.session.pump()
+        self.tune.tick()
         new = self.session.feed.newer(self._drawn)  # not pump()'s return: another view may share the session
         if new:
             self._drawn = new[-1].index

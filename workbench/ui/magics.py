@@ -10,7 +10,9 @@
     %workbench apply --max-batch-size 8                     # change serving settings live
     %workbench status                                       # a table
     %workbench wait                                         # block until the background starts are done
-    %workbench stop [load|serve|all]
+    %workbench tune mlp --p99-ms 20 --rate 200 --budget-s 30   # search settings in the background, live view
+    %workbench tune mlp --p99-ms 20 --max-rate --knobs max_batch_size,replicas
+    %workbench stop [load|serve|tune|all]
     wb = %workbench                                         # the kernel's workbench, for Python
 
 Everything runs on the kernel's :class:`~workbench.ui.kernel.KernelWorkbench`, which stops the load,
@@ -89,10 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     apply = sub.add_parser("apply", help="change serving settings live")
     _serve_options(apply)
 
-    stop = sub.add_parser("stop", help="stop the load, the server (and its load), or all")
-    stop.add_argument("what", nargs="?", default="all", choices=("load", "serve", "all"))
-    wait = sub.add_parser("wait", help="block until the background starts are done (ready) or the load ended (load)")
-    wait.add_argument("what", nargs="?", default="ready", choices=("ready", "load"))
+    _tune_parser(sub)
+
+    stop = sub.add_parser("stop", help="stop the load, the server (and its load), the tuner, or all")
+    stop.add_argument("what", nargs="?", default="all", choices=("load", "serve", "tune", "all"))
+    wait = sub.add_parser("wait", help="block until the background starts are done (ready), the load ended (load) "
+                                       "or the tuner finished (tune)")
+    wait.add_argument("what", nargs="?", default="ready", choices=("ready", "load", "tune"))
     wait.add_argument("--timeout", type=float, default=300.0, help="seconds (default 300)")
     sub.add_parser("status", help="what runs, where, and the current figures (a table)")
     sub.add_parser("plot", help="the compact live latency plot")
@@ -101,6 +106,39 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("dashboard", help="the whole dashboard, inline")
     sub.add_parser("help", help="this help")
     return parser
+
+
+def _tune_parser(sub: Any) -> None:
+    from workbench.ui.tuning import KNOBS
+
+    tune = sub.add_parser("tune", help="search serving settings of NAME for a latency objective, in the background")
+    tune.add_argument("name", help="zoo model (mlp, cnn, transformer, mlp1d) or a model file; the loaded model "
+                                   "(with its compressed variants) when it is the one named")
+    tune.add_argument("--p99-ms", type=float, required=True, help="the p99 latency target (ms)")
+    goal = tune.add_mutually_exclusive_group()
+    goal.add_argument("--rate", type=float, help="hold this rate (req/s) with p99 at most the target (default)")
+    goal.add_argument("--max-rate", action="store_true", help="find the highest rate with p99 at most the target")
+    tune.add_argument("--min-accuracy", type=float, help="leave out variants less accurate than this fraction")
+    tune.add_argument("--budget-s", type=float, help="seconds of measuring (default 30)")
+    tune.add_argument("--knobs", type=lambda text: [k.strip() for k in text.split(",") if k.strip()],
+                      help=f"knobs to search, comma separated, from {','.join(KNOBS)} "
+                           "(default max_batch_size,max_delay_ms)")
+
+
+def tune_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The Tune state settings that ``%workbench tune ...`` gives."""
+    settings: dict[str, Any] = {"p99_ms": args.p99_ms}
+    if args.max_rate:
+        settings["goal"] = "highest rate"
+    elif args.rate is not None:
+        settings.update(goal="fixed rate", rate=args.rate)
+    if args.min_accuracy is not None:
+        settings["min_accuracy"] = args.min_accuracy
+    if args.budget_s is not None:
+        settings["budget_s"] = args.budget_s
+    if args.knobs is not None:
+        settings["knobs"] = args.knobs
+    return settings
 
 
 def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
@@ -153,10 +191,20 @@ class WorkbenchMagics(Magics):
             changes = _given(args, SERVE_SETTINGS)
             future = wb.apply(**changes)
             self._follow(wb, future, ("serve",), lambda: "applied " + ", ".join(f"{k}={v}" for k, v in changes.items()))
+        elif command == "tune":
+            return self._tune(wb, args)
+        elif command == "stop" and args.what == "tune":
+            wb.session.tuning.stop()
+            print("the tuner stops after the current trial (cut short); the best so far is kept")
+        elif command == "wait" and args.what == "tune":
+            self._wait_tune(wb, args.timeout)
         elif command == "stop":
+            tuning = args.what == "all" and wb.session.tuning.running
+            if tuning:
+                wb.session.tuning.stop()
             future = wb.stop(args.what)
             if future is None:
-                print("nothing to stop")
+                print("the tuner stops after the current trial" if tuning else "nothing to stop")
             else:
                 self._follow(wb, future, ("load", "serve"), wb.describe)
         elif command == "wait":
@@ -167,6 +215,47 @@ class WorkbenchMagics(Magics):
         elif command in VIEWS:
             self._display(getattr(wb, command)())
         return None
+
+    def _tune(self, wb: Any, args: argparse.Namespace) -> None:
+        """Start the session's tuner on ``args.name`` and show its live view (the cell returns at once)."""
+        from workbench.ui.kernel import _update
+        from workbench.ui.notebook import tune_view
+        from workbench.ui.state import FILE_SOURCE
+        from workbench.ui.tuning import TUNE_SETTINGS
+
+        tuning = wb.session.tuning
+        if tuning.running:
+            raise UsageError("the tuner is running already; stop it first (%workbench stop tune)")
+        _update(tuning.state, tune_settings(args), TUNE_SETTINGS, "tune")
+        m = wb.state.model
+        current = m.file_path if m.source == FILE_SOURCE else m.source
+        loaded = wb.session.model is not None and args.name == current
+        view = tune_view(session=wb.session, objective=tuning.state.to_objective())  # follows the next tuner
+        try:
+            tuning.start(model=None if loaded else args.name)
+        except BaseException:
+            view.stop()
+            tuning.on_tuner.remove(view.attach)
+            raise
+        wb._view(view)
+        self._display(view)
+
+    @staticmethod
+    def _wait_tune(wb: Any, timeout_s: float) -> None:
+        import time
+
+        tuning = wb.session.tuning
+        deadline = time.monotonic() + timeout_s
+        while tuning.running:
+            wb.pump()
+            if time.monotonic() > deadline:
+                raise UsageError(f"the tuner is still running after {timeout_s:g} s (%workbench stop tune stops it)")
+            time.sleep(0.05)
+        wb.pump()
+        future = tuning._future
+        if future is not None and not future.cancelled() and future.exception() is not None:
+            raise UsageError(f"tuning failed: {future.exception()}")
+        print(tuning.result.message if tuning.result is not None else "the tuner has not run")
 
     def _follow(self, wb: Any, future: Any, sections: tuple[str, ...], finished: Any) -> None:
         """Show a line that follows the background work (in a kernel), else say how to follow it."""
@@ -268,4 +357,4 @@ def unload_ipython_extension(ipython: Any) -> None:
     close_kernel_workbench()
 
 
-__all__ = ["WorkbenchMagics", "build_parser", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = ["WorkbenchMagics", "build_parser", "tune_settings", "load_ipython_extension", "unload_ipython_extension"]

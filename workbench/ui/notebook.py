@@ -188,10 +188,32 @@ class NotebookDashboard(WorkbenchApp):
             self.stop()
             return
         self.session.pump()
+        self.tune.tick()
         cursor = self.__dict__.setdefault("_cursor", WindowCursor())
         new = cursor.take(self.session.feed.recent)
         if new:
             self.live.plots.push(new, list(self.session.feed.recent))
 
 
-__all__ = ["CompressionTable", "Knobs", "LiveLatencyPlot", "NotebookDashboard", "WindowCursor", "setup_notebook"]
+def tune_view(tuner: Any = None, *, session: WorkbenchSession | None = None, period_ms: int = 500,
+              **kw: Any) -> Any:
+    """A live view of ``tuner`` (a ``workbench.tune.Tuner``): its trials as they finish (scatter of
+    throughput vs p99 coloured by variant, the objective drawn, a table), the current best, and at the end
+    the result with its YAML. With ``session`` it follows the session's tuner instead, attaching to each new
+    one (what ``%workbench tune`` shows). It draws every ``period_ms`` while the kernel is idle or awaits::
+
+        view = tune_view(tuner); tuner.start(); view      # then: result = await view.wait(timeout_s=120)
+    """
+    from workbench.ui.tune_view import TuneView
+
+    setup_notebook()
+    view = TuneView(tuner, period_ms=period_ms, **kw)
+    if session is not None:
+        session.tuning.on_tuner.append(view.attach)
+        if tuner is None and session.tuning.tuner is not None:
+            view.attach(session.tuning.tuner)
+    return view
+
+
+__all__ = ["CompressionTable", "Knobs", "LiveLatencyPlot", "NotebookDashboard", "WindowCursor", "setup_notebook",
+           "tune_view"]

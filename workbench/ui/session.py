@@ -31,6 +31,7 @@ from workbench.ui.live import LiveFeed, summarize
 from workbench.ui.runner import LoadController
 from workbench.ui.state import FILE_SOURCE, WorkbenchState, set_outputs
 from workbench.ui.tasks import Progress, TaskRunner, Updates
+from workbench.ui.tuning import TuneController
 
 log = logging.getLogger("workbench.ui")
 
@@ -60,6 +61,7 @@ class WorkbenchSession:
         self._lock = threading.RLock()
         self._closed = False
         self.load = LoadController(self)
+        self.tuning = TuneController(self)  # the Tune section (workbench.ui.tuning)
 
     # ------------------------------------------------------------------ model
     def load_model(self, source: str | None = None) -> Future[Any]:
@@ -301,6 +303,9 @@ class WorkbenchSession:
     # -------------------------------------------------------------- load, demo
     def start_load(self) -> Future[Any]:
         """Start load as the Load section says (over HTTP when the API runs, else in process)."""
+        if self.tuning.running:
+            raise ConfigError("the tuner is measuring on these cores; live load now would spoil its trials and "
+                              "itself: wait for it to finish or stop it (Tune section)")
         return self.load.start()
 
     def stop_load(self) -> Future[Any]:
@@ -370,6 +375,7 @@ class WorkbenchSession:
             self.load.stop_now()
         except Exception:
             log.exception("stopping the load failed")
+        self.tuning.close(timeout_s)
         self.tasks.close(timeout_s)
         try:
             self._teardown()
