@@ -1,15 +1,26 @@
-"""Fixtures for the load tests: a real OIP v2 echo server on a free port, and a private runs folder."""
+"""Fixtures for the load tests: real servers on free ports (an aiohttp OIP v2 echo server, a uvicorn app for
+the HTTP client), and a private runs folder."""
 
 from __future__ import annotations
 
 import pytest
 
 from .oip_echo import EchoServer
+from .uvicorn_app import UvicornServer
 
 
 @pytest.fixture
 def echo_server():
     server = EchoServer().start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def uvicorn_server():
+    server = UvicornServer().start()
     try:
         yield server
     finally:

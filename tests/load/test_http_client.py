@@ -1,16 +1,20 @@
-"""The OIP v2 request the HTTP sender builds: JSON and the binary tensor extension, from metadata."""
+"""The OIP v2 HTTP sender: the request it builds (JSON, binary tensors) from metadata, and how it sends and
+classifies answers against real servers (aiohttp echo, uvicorn)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 import numpy as np
 import pytest
 
-from workbench.errors import ConfigError
+from workbench.errors import BackendUnavailable, ConfigError
 from workbench.load.http_client import HttpSender, build_body, error_kind, input_arrays
 from workbench.load.targets import HttpTarget
+
+from .uvicorn_app import UvicornServer
 
 METADATA = {"name": "m", "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 2, 3]}]}
 
@@ -73,3 +77,84 @@ def test_sender_against_a_real_oip_server(echo_server):
     info, results = asyncio.run(go())
     assert info["inputs"] == {"input": [3, 4]} and info["metadata"]["name"] == "echo"
     assert results == [None] * 10 and echo_server.requests == 11
+
+
+def _sender(uvicorn_server: UvicornServer, **kw) -> HttpSender:
+    return HttpSender(HttpTarget(url=uvicorn_server.url, model="m", **kw), max_connections=kw.pop("n", 4))
+
+
+def test_sender_sends_the_token_and_counts_503_as_overloaded_on_a_kept_connection(uvicorn_server):
+    async def go():
+        sender = _sender(uvicorn_server, headers={"Authorization": "Bearer s3cret"})
+        try:
+            await sender.open()
+            ok = [await sender.send() for _ in range(3)]
+            uvicorn_server.status = 503
+            refused = [await sender.send() for _ in range(3)]
+            uvicorn_server.status = 500
+            failed = await sender.send()
+            return ok, refused, failed
+        finally:
+            await sender.close()
+
+    ok, refused, failed = asyncio.run(go())
+    assert ok == [None] * 3 and refused == ["overloaded"] * 3 and failed == "http_500"
+    assert set(uvicorn_server.authorization) == {"Bearer s3cret"}
+    assert len(set(uvicorn_server.client_ports)) == 1  # the probe and every answer, errors included, on one connection
+
+
+def test_a_request_with_no_answer_times_out_and_its_connection_is_replaced(uvicorn_server):
+    async def go():
+        sender = _sender(uvicorn_server, timeout_s=0.3)
+        try:
+            await sender.open()
+            sender._infer = sender._transport.prepare("POST", "/hang", b"{}", {"Content-Type": "application/json"})
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            kind = await sender.send()
+            waited = loop.time() - t0
+            sender._infer = sender._transport.prepare("POST", "/v2/models/m/infer", sender._body,
+                                                      {"Content-Type": "application/json"})
+            return kind, waited, await sender.send()
+        finally:
+            await sender.close()
+
+    kind, waited, after = asyncio.run(go())
+    assert kind == "client_timeout" and 0.25 < waited < 2.0
+    assert after is None
+    assert len(set(uvicorn_server.client_ports)) == 2  # the timed-out connection was not reused
+
+
+def test_nothing_listening_is_a_clear_error_and_a_connection_error_kind():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    async def go():
+        sender = HttpSender(HttpTarget(url=f"http://127.0.0.1:{port}", model="m"), max_connections=2)
+        try:
+            with pytest.raises(BackendUnavailable, match=f"cannot reach http://127.0.0.1:{port}"):
+                await sender.open()
+            sender._infer = sender._transport.prepare("POST", "/v2/models/m/infer", b"{}")
+            return await sender.send()
+        finally:
+            await sender.close()
+
+    assert asyncio.run(go()) == "connection"
+
+
+def test_https_targets_go_through_aiohttp():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    async def go():
+        sender = HttpSender(HttpTarget(url=f"https://127.0.0.1:{port}", model="m"), max_connections=2)
+        try:
+            assert type(sender._transport).__name__ == "_AiohttpTransport"
+            with pytest.raises(BackendUnavailable, match="cannot reach https://"):
+                await sender.open()
+        finally:
+            await sender.close()
+
+    asyncio.run(go())

@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 
 #: how late (beyond the schedule's end) a request may still be sent; later ones count as not sent
 LATE_LIMIT_S = 1.0
+#: event-loop timers have millisecond resolution (uvloop rounds a 0.4 ms sleep to 0, which spun the
+#: loop between close arrivals, burning CPU the server under test needs); a request may thus be
+#: sent up to this late, which shows in its lag and, as its latency counts from the intended time,
+#: in its latency
+TIMER_RESOLUTION_S = 0.001
 
 
 class _Acc:
@@ -143,8 +148,8 @@ class Engine:
         while i < n and not self.stop_requested:
             now = time.monotonic()
             due = t0 + arrivals[i]
-            if due > now:
-                await asyncio.sleep(min(due - now, 0.1))
+            if due > now:  # sleep at least the timer's resolution: shorter sleeps would spin the loop
+                await asyncio.sleep(min(max(due - now, TIMER_RESOLUTION_S), 0.1))
                 continue
             if now > issue_deadline:
                 break
