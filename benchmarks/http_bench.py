@@ -1,28 +1,31 @@
 """HTTP benchmark: workbench's OIP v2 API (JSON and binary tensors) against peer servers, one run.
 
 Work: the reference MLP 784-1024-1024-10 (fp32, seeded), one 784-float sample per request, HTTP/1.1
-keep-alive, one load generator (``workbench.load``, latency from each request's intended send time)
-on the same machine. Systems, each in its own process tree, one after another:
+keep-alive, one load generator (``workbench.load``: its lean raw-asyncio + httptools client, latency
+from each request's intended send time) on the same machine. Systems, each in its own process tree
+(its own session), one after another:
 
 - ``workbench-json`` / ``workbench-binary``: ``workbench serve`` (one worker, dynamic batching up to
   32 rows), driven with JSON bodies or with the binary tensor extension;
 - ``fastapi``: plain FastAPI, no batching (see :mod:`benchmarks.http_peers`);
-- ``litserve-1`` / ``litserve-2``: LitServe with batching, 1 and 2 workers.
+- ``litserve-1`` / ``litserve-2``: LitServe with batching, 1 and 2 workers;
+- ``ray-1`` / ``ray-2``: Ray Serve with ``@serve.batch``, 1 and 2 replicas, behind its own HTTP proxy
+  (a fresh local Ray per system: ≈ 25 s and ≈ 2 GB to start on 2 cores, counted as its cold start).
 
-Ray Serve is not run here (it needs ~2 GB and ~25 s per start on 2 cores); its figures on this
-machine kind are in ``shared/baselines/peers-2026-11-24.md`` (≈ 76 req/s open loop, 4.9 ms CPU per request).
+Every peer gets the same OIP v2 JSON body from the same generator. For each system: closed loop at
+concurrency 1, 8 and 32 (throughput, p50, p99, server CPU per request = the CPU time of the server's
+whole process tree over the run, divided by the answers; for Ray that tree is the whole local node:
+GCS, raylet, agents, Serve controller, proxy, replicas), then the highest open-loop (Poisson) rate
+whose p99 ≤ ``--slo-ms`` with no errors (a rate search in steps of 1.2×). Then the targets
+(:mod:`benchmarks.http_report`): workbench JSON ≥ 2× and binary ≥ 3× the best peer's open-loop rate
+(the ratio taken within each round, then the median over rounds), and server CPU per request ≤ 0.2 ms
+with JSON at concurrency 32.
 
-For each system: closed loop at concurrency 1, 8 and 32 (throughput, p50, p99, server CPU per
-request = the CPU time of the server's whole process tree over the run, divided by the answers),
-then the highest open-loop (Poisson) rate whose p99 ≤ ``--slo-ms`` with no errors (a rate search in
-steps of 1.2×).
-Then the targets: workbench JSON ≥ 2× and binary ≥ 3× the best peer's open-loop rate (the ratio taken
-within each round, then the median over rounds), and server CPU per request ≤ 0.2 ms with JSON at
-concurrency 32.
-
-Run: ``.venv/bin/python -m benchmarks.http_bench [--systems workbench-json fastapi] [--rounds 3]
-[--duration-s 5] [--json out.json]``; figures are medians over the rounds. Peers need ``pip install -c constraints.txt fastapi litserve`` (benchmark-only).
-A shared 2-core machine is noisy: compare systems within one run; open-loop maxima are lower bounds.
+Run: ``.venv/bin/python -m benchmarks.http_bench [--systems workbench-json fastapi ray-1] [--rounds 3]
+[--duration-s 5] [--json out.json] [--markdown docs/performance.md]`` (``--markdown`` rewrites only
+the "## HTTP API" section); figures are medians over the rounds. Peers need ``pip install -c
+constraints.txt -e '.[bench,ray]'`` (benchmark-only). A shared 2-core machine is noisy: compare
+systems within one run; open-loop maxima are lower bounds.
 """
 
 from __future__ import annotations
@@ -40,8 +43,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-SYSTEMS = ("workbench-json", "workbench-binary", "fastapi", "litserve-1", "litserve-2")
-TARGETS = {"json_ratio": 2.0, "binary_ratio": 3.0, "cpu_ms_per_request": 0.2}
+from benchmarks.http_report import checks, combine, markdown
+from benchmarks.markdown import write_section
+
+SYSTEMS = ("workbench-json", "workbench-binary", "fastapi", "litserve-1", "litserve-2", "ray-1", "ray-2")
 
 
 def _free_port() -> int:
@@ -62,8 +67,9 @@ class ServerProcess:
                    "--port", str(self.port), "--max-batch-size", "32", "--max-delay-ms", str(max_delay_ms)]
         elif system == "fastapi":
             cmd = [sys.executable, "-m", "benchmarks.http_peers", "fastapi", str(self.port)]
-        else:
-            cmd = [sys.executable, "-m", "benchmarks.http_peers", "litserve", str(self.port), system.split("-")[1]]
+        else:  # litserve-N, ray-N: N workers / replicas
+            peer, count = system.split("-")
+            cmd = [sys.executable, "-m", "benchmarks.http_peers", peer, str(self.port), count]
         self.log = (log_dir / f"{system}.log").open("wb")
         started = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -99,17 +105,31 @@ class ServerProcess:
         return total
 
     def stop(self) -> None:
-        """SIGINT (LitServe leaves children behind on SIGTERM), then the whole session if it lingers."""
+        """SIGINT (LitServe leaves children behind on SIGTERM; Ray shuts Serve and its node down), then
+        SIGKILL to whatever is left: the session's process group, and every process of the tree as it was
+        just before (Ray puts its actors in process groups of their own)."""
+        import psutil
+
+        try:
+            tree = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            tree = []
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
-                self.proc.wait(timeout=30)
+                self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)  # our own session: this system's leftovers only
         except ProcessLookupError:
             pass
+        for p in tree[1:]:  # psutil checks each is still the same process (pid and start time)
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(tree[1:], timeout=10)
         if self.proc.poll() is None:
             self.proc.wait(timeout=10)
         self.log.close()
@@ -132,7 +152,9 @@ def _load(server: ServerProcess, binary: bool, schedule: Any, duration_s: float)
     ok = max(1, s["ok"])
     return {"rps": s["throughput_rps"], "p50_ms": s["latency_p50_ms"], "p99_ms": s["latency_p99_ms"],
             "errors": s["errors"], "cpu_ms_per_request": round((cpu1 - cpu0) / ok * 1e3, 4),
-            "generator_limited": s["generator_limited"], "sent": s["sent"], "ok": s["ok"]}
+            "generator_limited": s["generator_limited"], "sent": s["sent"], "ok": s["ok"],
+            "generator_cpu_us_per_request": round(1e6 / s["generator_ceiling_rps"], 1)
+            if s["generator_ceiling_rps"] else None}
 
 
 def _passes(result: dict[str, Any], rate: float, slo_ms: float) -> bool:
@@ -191,61 +213,6 @@ def bench_system(system: str, artifact: Path, log_dir: Path, args: argparse.Name
     return {"system": system, "cold_start_s": round(server.cold_start_s, 2), "closed": closed, "open": open_loop}
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
-def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """One system's rounds → medians of every figure (and the per-round open-loop rates)."""
-    closed = {c: {k: _median([r["closed"][c][k] for r in rounds]) for k in ("rps", "p50_ms", "p99_ms",
-                                                                           "cpu_ms_per_request")}
-              for c in (1, 8, 32)}
-    rates = [r["open"]["rate"] for r in rounds]
-    return {"system": rounds[0]["system"], "cold_start_s": _median([r["cold_start_s"] for r in rounds]),
-            "closed": closed, "open": {"rate": _median(rates), "rates": rates,
-                                       "lower_bound": any(r["open"].get("lower_bound") for r in rounds)}}
-
-
-def report(results: list[dict[str, Any]], rounds: dict[str, list[dict[str, Any]]],
-           slo_ms: float) -> tuple[str, dict[str, Any]]:
-    """The markdown table (medians over rounds) and the target checks. The throughput ratios are taken
-    within each round (workbench / the round's best peer), then their median is the result."""
-    lines = [f"| system | max open-loop rate, p99 ≤ {slo_ms:g} ms: median (each round) | c=1 req/s (p50/p99 ms) | "
-             "c=8 req/s (p50/p99 ms) | c=32 req/s (p50/p99 ms) | server CPU/request at c=32 | cold start |",
-             "|---|---|---|---|---|---|---|"]
-    for r in results:
-        c, o = r["closed"], r["open"]
-        cells = [f"{c[k]['rps']:.0f} ({c[k]['p50_ms']:.2f}/{c[k]['p99_ms']:.1f})" for k in (1, 8, 32)]
-        bound = " (a lower bound: the generator was the limit)" if o.get("lower_bound") else ""
-        per_round = ", ".join(f"{x:.0f}" for x in o["rates"])
-        lines.append(f"| {r['system']} | {o['rate']:.0f} ({per_round}){bound} | {' | '.join(cells)} | "
-                     f"{c[32]['cpu_ms_per_request']:.3f} ms | {r['cold_start_s']:.1f} s |")
-    by = {r["system"]: r for r in results}
-    peers = [s for s in rounds if not s.startswith("workbench")]
-    checks: dict[str, Any] = {}
-    n = min(len(v) for v in rounds.values())
-    if peers:
-        best = [max(peers, key=lambda s: rounds[s][i]["open"]["rate"]) for i in range(n)]
-        checks["best_peer_each_round"] = best
-        for system, key in (("workbench-json", "json_ratio"), ("workbench-binary", "binary_ratio")):
-            if system in rounds:
-                ratios = [rounds[system][i]["open"]["rate"] / max(1e-9, rounds[best[i]][i]["open"]["rate"])
-                          for i in range(n)]
-                value = _median(ratios)
-                checks[key] = {"value": round(value, 2), "each_round": [round(x, 2) for x in ratios],
-                               "target": TARGETS[key], "met": value >= TARGETS[key]}
-    if "workbench-json" in by:
-        cpu = by["workbench-json"]["closed"][32]["cpu_ms_per_request"]
-        checks["cpu_ms_per_request"] = {"value": cpu, "target": TARGETS["cpu_ms_per_request"],
-                                        "met": cpu <= TARGETS["cpu_ms_per_request"]}
-    lines.append("")
-    for key, value in checks.items():
-        lines.append(f"- {key}: {value}")
-    return "\n".join(lines), checks
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
@@ -257,12 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generator-processes", type=int, default=1,
                         help="spread the load generator over N processes (it shares the machine's cores)")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--markdown", type=Path, help='rewrite the "## HTTP API" section of this Markdown file')
     args = parser.parse_args(argv)
     global GENERATOR_PROCESSES
     GENERATOR_PROCESSES = args.generator_processes
 
     from workbench.testing import make_artifact
 
+    load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="http-bench-") as tmp:
         artifact = Path(tmp) / "mlp"
         make_artifact("reference_mlp", artifact, name="mlp")
@@ -277,12 +246,39 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps({"closed": last["closed"], "open_rate": last["open"]["rate"]}),
                       file=sys.stderr, flush=True)
     results = [combine(rounds[s]) for s in args.systems]
-    table, checks = report(results, rounds, args.slo_ms)
-    print(table)
+    found = checks(results, rounds)
+    context = _context(args, argv, load_start)
+    text = markdown(results, rounds, found, context)
+    print(text)
     if args.json:
-        args.json.write_text(json.dumps({"results": results, "rounds": rounds, "checks": checks,
-                                         "argv": sys.argv[1:], "machine": {"cpus": os.cpu_count()}}, indent=2))
+        args.json.write_text(json.dumps({"results": results, "rounds": rounds, "checks": found,
+                                         "context": context}, indent=2))
+    if args.markdown:
+        write_section(args.markdown, text)
     return 0
+
+
+def _context(args: argparse.Namespace, argv: list[str] | None, load_start: float) -> dict[str, Any]:
+    """What the section says about the run: command, date, versions, load, settings."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    command = " ".join([".venv/bin/python -m benchmarks.http_bench", *(sys.argv[1:] if argv is None else argv)])
+    peers = {"fastapi": "FastAPI", "litserve": "LitServe", "ray": "Ray"}
+    systems = {s.split("-")[0] for s in args.systems}
+    return {"command": command, "date": time.strftime("%Y-%m-%d"), "python": platform.python_version(),
+            "torch": v("torch"), "cpus": os.cpu_count(), "load_start": load_start, "load_end": os.getloadavg()[0],
+            "generator_processes": args.generator_processes, "rounds": args.rounds,
+            "max_delay_ms": args.max_delay_ms, "duration_s": args.duration_s,
+            "open_duration_s": args.open_duration_s, "slo_ms": args.slo_ms,
+            "peer_versions": ", ".join(f"{label} {v(name)}" for name, label in peers.items() if name in systems)
+            or "none run", "uvicorn": v("uvicorn")}
 
 
 if __name__ == "__main__":

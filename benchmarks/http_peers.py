@@ -6,11 +6,19 @@ Each peer answers ``GET /v2/models/mlp`` (metadata, so the load generator can bu
 - ``fastapi``: plain FastAPI on uvicorn, one process, the model run inline in the handler (no
   batching), ``request.json()`` and a dict answer (stdlib JSON, as FastAPI does by default);
 - ``litserve``: LitServe with its batching (``max_batch_size=32``, ``batch_timeout=5 ms``) and
-  ``workers_per_device`` workers, plus the metadata route added to its FastAPI app.
+  ``workers_per_device`` workers, plus the metadata route added to its FastAPI app;
+- ``ray``: Ray Serve (a fresh local Ray started by this process, no dashboard, its own temp dir), one
+  deployment of ``replicas`` replicas behind Serve's own HTTP proxy on 127.0.0.1:PORT, with
+  ``@serve.batch`` (``max_batch_size=32``, ``batch_wait_timeout_s=0.005``) and
+  ``max_ongoing_requests=64`` (Ray 2.60's default of 5 would cap the batches at 5). The deployment's
+  ``__call__`` takes Serve's Starlette request: ``GET`` answers the metadata, ``POST .../infer``
+  awaits ``request.json()`` and the batched predict, and returns a dict (Serve encodes it as JSON).
 
 Every peer uses one intra-op torch thread per process, as workbench's workers do. Started by
-``http_bench.py`` as ``python -m benchmarks.http_peers PEER PORT [WORKERS]``; benchmark-only
-dependencies: ``pip install -c constraints.txt fastapi litserve`` (not runtime dependencies).
+``http_bench.py`` as ``python -m benchmarks.http_peers PEER PORT [WORKERS]``; each runs in the
+foreground until SIGINT (Ray: then ``serve.shutdown()`` and ``ray.shutdown()``; the benchmark kills
+whatever is left of the process group). Benchmark-only dependencies: ``pip install -c constraints.txt
+fastapi litserve "ray[serve]"`` (not runtime dependencies).
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the handlers' annotations at run time,
@@ -110,11 +118,63 @@ def serve_litserve(port: int, workers: int) -> None:
     server.run(host="127.0.0.1", port=port, generate_client_file=False)
 
 
+def serve_ray(port: int, replicas: int) -> None:
+    import shutil
+    import signal
+    import tempfile
+    import threading
+
+    import numpy as np
+    import ray
+    from ray import serve
+
+    @serve.deployment(num_replicas=replicas, max_ongoing_requests=64, ray_actor_options={"num_cpus": 1})
+    class MLPDeployment:
+        """The reference MLP for Ray Serve: metadata on GET, batched inference on POST .../infer."""
+
+        def __init__(self) -> None:
+            self.model = _model()
+
+        @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+        async def predict(self, rows: list[Any]) -> list[list[float]]:
+            import torch
+
+            with torch.inference_mode():
+                return self.model(torch.from_numpy(np.stack(rows))).tolist()  # type: ignore[no-any-return]
+
+        async def __call__(self, request: Any) -> dict[str, Any]:
+            if request.method == "GET":
+                return METADATA
+            body = await request.json()
+            tensor = body["inputs"][0]
+            row = np.asarray(tensor["data"], dtype=np.float32).reshape(FEATURES)
+            return _answer([await self.predict(row)])
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    temp_dir = tempfile.mkdtemp(prefix="ray-peer-")  # short: Ray puts unix sockets under it
+    ray.init(num_cpus=max(2, replicas), include_dashboard=False, log_to_driver=False, _temp_dir=temp_dir)
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(MLPDeployment.bind(), name="mlp", route_prefix="/v2/models/mlp")  # type: ignore[attr-defined]
+        while not stop.wait(0.5):
+            pass
+    finally:
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+            shutil.rmtree(temp_dir, ignore_errors=True)  # Ray's logs and sockets of this run
+
+
 if __name__ == "__main__":
     peer, port = sys.argv[1], int(sys.argv[2])
     if peer == "fastapi":
         serve_fastapi(port)
     elif peer == "litserve":
         serve_litserve(port, int(sys.argv[3]))
+    elif peer == "ray":
+        serve_ray(port, int(sys.argv[3]))
     else:
-        raise SystemExit(f"unknown peer {peer!r}; known: fastapi, litserve")
+        raise SystemExit(f"unknown peer {peer!r}; known: fastapi, litserve, ray")
