@@ -108,8 +108,11 @@ def run_model(name: str, *, repeats: int, epochs_scale: float) -> dict[str, Any]
 
 
 def reference_int8(repeats: int) -> list[dict[str, Any]]:
-    """Dynamic int8 speed (only) on the issue's reference MLP 784-1024-1024-10 beside the zoo mlp's
-    784-512-512-10 shape (untrained weights: latency does not depend on them)."""
+    """Speed only (untrained weights: latency does not depend on them), by model size: dynamic int8 of the
+    MLP at the earlier 784-512-512-10 and the reference 784-1024-1024-10 shape; and for the transformer at
+    the zoo's shape and at a serving-size one (d_model 256, ff 1024, 4 heads, 2 layers), dynamic int8
+    (which leaves the fused fast path) and the half-width architecture structured pruning of half the
+    hidden units produces, both against the fp32 original with its fast path."""
     import copy
 
     import numpy as np
@@ -117,21 +120,35 @@ def reference_int8(repeats: int) -> list[dict[str, Any]]:
 
     from workbench.compression.measure import time_models
     from workbench.compression.transforms import quantize_dynamic_int8
-    from workbench.models.architectures import mlp
+    from workbench.models.architectures import mlp, transformer
     from workbench.models.runner import TorchRunner
+
+    def linears(module: torch.nn.Module) -> list[str]:
+        return [n for n, m in module.named_modules() if type(m) is torch.nn.Linear]
 
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     rows = []
     try:
+        cases: list[tuple[str, Any, Any, tuple[int, ...]]] = []
         for hidden in ([512, 512], [1024, 1024]):
             fp32 = mlp(hidden=hidden).eval()
-            int8 = quantize_dynamic_int8(copy.deepcopy(fp32), ["0", "2", "4"])
-            row: dict[str, Any] = {"shape": "784-" + "-".join(map(str, hidden)) + "-10"}
+            cases.append(("mlp 784-" + "-".join(map(str, hidden)) + "-10", fp32, None, (784,)))
+        for d, ff in ((64, 128), (256, 1024)):
+            torch.manual_seed(0)
+            fp32 = transformer(d_model=d, ff=ff, heads=4, layers=2).eval()
+            half = transformer(d_model=d // 2, ff=ff // 2, heads=4, layers=2).eval()
+            cases.append((f"transformer d_model {d} ff {ff}", fp32, half, (28, 28)))
+        for shape, fp32, half, view in cases:
+            int8 = quantize_dynamic_int8(copy.deepcopy(fp32), linears(fp32))
+            row: dict[str, Any] = {"shape": shape}
             for b in (1, 32):
-                x = np.random.default_rng(0).random((b, 784), dtype=np.float32)
-                a, q = time_models([TorchRunner(fp32), TorchRunner(int8)], [x, x], repeats=repeats)
-                row[f"speedup_b{b}"] = a / q
+                x = np.random.default_rng(0).random((b, *view), dtype=np.float32)
+                runners = [TorchRunner(fp32), TorchRunner(int8)] + ([TorchRunner(half)] if half is not None else [])
+                times = time_models(runners, [x] * len(runners), repeats=repeats)
+                row[f"speedup_b{b}"] = times[0] / times[1]
+                if half is not None:
+                    row[f"half_width_speedup_b{b}"] = times[0] / times[2]
             rows.append(row)
     finally:
         torch.set_num_threads(previous)
@@ -180,9 +197,13 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown([res]))
         sys.stdout.flush()
     reference = reference_int8(args.repeats)
-    print("\n== dynamic int8, speed only, by MLP size ==")
+    print("\n== speed only, by model size (fp32 original = 1) ==")
     for row in reference:
-        print(f"{row['shape']}: {row['speedup_b1']:.2f}x at batch 1, {row['speedup_b32']:.2f}x at batch 32")
+        line = f"{row['shape']}: int8 {row['speedup_b1']:.2f}x at batch 1, {row['speedup_b32']:.2f}x at batch 32"
+        if "half_width_speedup_b1" in row:
+            line += (f"; half width (structured 50%) {row['half_width_speedup_b1']:.2f}x at batch 1, "
+                     f"{row['half_width_speedup_b32']:.2f}x at batch 32")
+        print(line)
     meta = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.processor(),
             "cores": os.cpu_count(), "repeats": args.repeats, "threads": 1,
             "date": time.strftime("%Y-%m-%d")}

@@ -24,6 +24,15 @@ def zoo_transformer():
     return load_zoo("transformer", progress=False)
 
 
+@pytest.fixture(scope="session")
+def transformer_structured(zoo_transformer):
+    """Structured pruning of half the zoo transformer's hidden units (width and feed-forward), fine-tuned."""
+    from workbench.compression import PruneConfig, build_variant
+
+    config = PruneConfig(method="structured", sparsity=0.5, fine_tune_epochs=FINE_TUNE_EPOCHS)
+    return build_variant(zoo_transformer, [config], progress=False)
+
+
 def mlp_pipelines() -> dict[str, list]:
     from workbench.compression import DistillConfig, OnnxConfig, PruneConfig, QuantizeConfig
 

@@ -13,7 +13,7 @@ def test_prunable_layers_leave_out_the_output_layer():
     assert sorted(prunable_layers("mlp", build_architecture("mlp", {"hidden": [8, 8]}))) == ["0", "2"]
     assert sorted(prunable_layers("cnn", build_architecture("cnn", {}))) == ["0", "2", "6"]
     assert sorted(prunable_layers("transformer", build_architecture("transformer", {}))) == [
-        "1.layers.0.linear1", "1.layers.1.linear1"]
+        "0.proj", "1.layers.0.linear1", "1.layers.1.linear1"]
     custom = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
     assert sorted(prunable_layers(None, custom)) == ["0"]
 

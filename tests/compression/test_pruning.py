@@ -58,12 +58,73 @@ def test_structured_removes_cnn_channels(zoo_cnn, cnn_variants):
     assert 100 * (zoo_cnn.evaluate() - variant.evaluate()) <= PRUNE_MAX_LOSS_PT
 
 
-def test_structured_narrows_the_transformer_feed_forward_only(zoo_transformer):
-    variant = build_variant(zoo_transformer, [PruneConfig(method="structured", sparsity=0.5, fine_tune_epochs=0)],
+# The zoo transformer (d_model 64, ff 128) loses far more when its width is halved too: measured 31 % right
+# after pruning, 92-94 % after 2-3 fine-tune epochs (from 98.4 %). The bound says fine-tuning recovers most.
+TRANSFORMER_PRUNE_MAX_LOSS_PT = 10.0
+
+
+def test_structured_halves_the_transformer_width_and_feed_forward(zoo_transformer, transformer_structured):
+    variant = transformer_structured
+    arch, before = variant.source["arch"], zoo_transformer.source["arch"]
+    assert (arch["d_model"], arch["ff"]) == (before["d_model"] // 2, before["ff"] // 2)
+    assert (arch["heads"], arch["layers"]) == (before["heads"], before["layers"])
+    d, ff, heads = arch["d_model"], arch["ff"], arch["heads"]
+    module = variant.module
+    assert module[0].proj.out_features == d and module[0].position.shape == (1, 28, d)
+    encoder = module[1]
+    assert type(encoder) is nn.TransformerEncoder
+    for layer in encoder.layers:
+        attn = layer.self_attn
+        assert (attn.embed_dim, attn.num_heads, attn.head_dim) == (d, heads, d // heads)
+        assert attn.in_proj_weight.shape == (3 * d, d) and attn.out_proj.weight.shape == (d, d)
+        assert layer.linear1.weight.shape == (ff, d) and layer.linear2.weight.shape == (d, ff)
+        assert layer.norm1.normalized_shape == (d,) and layer.norm2.normalized_shape == (d,)
+    assert module[3].normalized_shape == (d,) and module[4].weight.shape == (10, d)
+    assert variant.num_parameters < 0.35 * zoo_transformer.num_parameters
+    x = zoo_transformer.eval_data[0][:5]
+    assert variant.predict(x).shape == zoo_transformer.predict(x).shape == (5, 10)
+    step = variant.lineage["steps"][-1]
+    assert step["widths_after"] == {"0.proj": d, "1.layers.0.linear1": ff, "1.layers.1.linear1": ff}
+
+
+def test_pruned_transformer_fine_tunes_back_within_the_bound(zoo_transformer, transformer_structured):
+    unrecovered = build_variant(zoo_transformer, [PruneConfig(method="structured", sparsity=0.5, fine_tune_epochs=0)],
+                                progress=False)
+    tuned = transformer_structured.evaluate()
+    assert tuned > unrecovered.evaluate() + 0.2  # halving the width costs most of the accuracy until fine-tuned
+    assert 100 * (zoo_transformer.evaluate() - tuned) <= TRANSFORMER_PRUNE_MAX_LOSS_PT
+
+
+def test_pruned_transformer_artifact_rebuilds_and_serves_the_same_outputs(zoo_transformer, transformer_structured,
+                                                                            tmp_path):
+    from workbench.models import ModelArtifact, model_from_artifact
+
+    artifact = ModelArtifact.open(transformer_structured.save(tmp_path / "t").path)
+    assert artifact.kind == "architecture" and artifact.manifest["source"]["arch"] == transformer_structured.source["arch"]
+    x = zoo_transformer.eval_data[0][:33]
+    expected = transformer_structured.predict(x)
+    np.testing.assert_array_equal(artifact.build_runner(threads=1)(x), expected)
+    np.testing.assert_array_equal(artifact.build_runner(threads=1)(x[:1]), transformer_structured.predict(x[:1]))
+    assert model_from_artifact(artifact).evaluate() == transformer_structured.evaluate()
+
+
+@pytest.mark.parametrize(
+    ("chosen", "d_model", "ff"),
+    [(lambda m, n: n == "0.proj", 32, 128), (lambda m, n: n.endswith("linear1"), 64, 64)],
+    ids=["width-only", "feed-forward-only"],
+)
+def test_a_filter_narrows_the_transformer_width_or_feed_forward_alone(zoo_transformer, chosen, d_model, ff):
+    config = PruneConfig(method="structured", sparsity=0.5, fine_tune_epochs=0, filter_fn=chosen)
+    variant = build_variant(zoo_transformer, [config], progress=False)
+    assert (variant.source["arch"]["d_model"], variant.source["arch"]["ff"]) == (d_model, ff)
+    assert variant.predict(zoo_transformer.example).shape == (len(zoo_transformer.example), 10)
+
+
+def test_transformer_width_stays_a_multiple_of_the_heads(zoo_transformer):
+    variant = build_variant(zoo_transformer, [PruneConfig(method="structured", sparsity=0.3, fine_tune_epochs=0)],
                             progress=False)
-    assert variant.source["arch"]["ff"] == 64 and variant.source["arch"]["d_model"] == 64
-    layers = [m for m in variant.module.modules() if isinstance(m, nn.TransformerEncoderLayer)]
-    assert [layer.linear1.out_features for layer in layers] == [64, 64]
+    assert variant.source["arch"]["d_model"] % variant.source["arch"]["heads"] == 0
+    assert variant.source["arch"]["d_model"] < 64
 
 
 def test_a_filter_chooses_the_layers(zoo_mlp):
@@ -94,7 +155,10 @@ def test_unsupported_layers_are_refused_clearly(zoo_mlp, config, message):
         build_variant(zoo_mlp, [config], progress=False)
 
 
-def test_transformer_feed_forward_must_be_pruned_in_every_layer_or_none(zoo_transformer):
+def test_transformer_refuses_other_layers_and_uneven_feed_forward(zoo_transformer):
+    attention = PruneConfig(method="structured", fine_tune_epochs=0, filter_fn=lambda m, n: n.endswith("self_attn"))
+    with pytest.raises(CompressionError, match="'0.proj' for the model width"):
+        build_variant(zoo_transformer, [attention], progress=False)
     config = PruneConfig(method="structured", fine_tune_epochs=0, filter_fn=lambda m, n: n == "1.layers.0.linear1")
     with pytest.raises(CompressionError, match="one feed-forward width for all layers"):
         build_variant(zoo_transformer, [config], progress=False)

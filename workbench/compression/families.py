@@ -22,13 +22,16 @@ def _linears(module: nn.Module) -> list[nn.Linear]:
 def prunable_layers(family: str | None, module: nn.Module) -> dict[str, nn.Module]:
     """Layers whose output units structured pruning may remove, by name.
 
-    Zoo ``mlp``/``cnn``: every Linear and Conv but the output layer. ``transformer``: the first
-    feed-forward Linear of each encoder layer (its ``ff`` units); attention and the model width stay.
-    Any other model: every Linear / Conv but the last one registered (taken as the output layer).
+    Zoo ``mlp``/``cnn``: every Linear and Conv but the output layer. ``transformer``: the embedding's
+    projection ``0.proj``, which stands for the model width (``d_model``: the residual stream that the
+    embedding, every LayerNorm, the attention projections of every head and the feed-forward outputs
+    share, so they are narrowed together), and the first feed-forward Linear of each encoder layer (its
+    ``ff`` units). Any other model: every Linear / Conv but the last one registered (the output layer).
     """
     named = dict(module.named_modules())
     if family == "transformer":
-        return {n: m for n, m in named.items() if n.endswith(".linear1") and isinstance(m, nn.Linear)}
+        width = {n: m for n, m in named.items() if n == "0.proj" and isinstance(m, nn.Linear)}
+        return {**width, **{n: m for n, m in named.items() if n.endswith(".linear1") and isinstance(m, nn.Linear)}}
     layers: dict[str, nn.Module] = {
         n: m for n, m in named.items() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))
     }
@@ -37,6 +40,38 @@ def prunable_layers(family: str | None, module: nn.Module) -> dict[str, nn.Modul
     if layers:
         layers.pop(list(layers)[-1])
     return layers
+
+
+def _holds_weights(m: nn.Module) -> bool:
+    return isinstance(m, nn.MultiheadAttention) or any(True for _ in m.parameters(recurse=False))
+
+
+def pruner_options(family: str | None, module: nn.Module, selected: dict[str, nn.Module]) -> dict[str, Any]:
+    """torch-pruning ``MetaPruner`` arguments that narrow exactly the ``selected`` prunable layers.
+
+    A layer that holds weights and is not selected is ignored, which keeps every dependency group it
+    belongs to whole. For the transformer, selecting the width (``0.proj``) frees the whole residual
+    stream; each attention module's channels are grouped by head, so every head loses the same
+    within-head positions (heads stay coherent and equally wide, ``d_model`` stays a multiple of
+    ``heads``); the learned positions (a bare parameter) are narrowed along their last dimension.
+    """
+    keep = set(map(id, selected.values()))
+    if family != "transformer":
+        ignored = [m for m in module.modules() if id(m) not in keep and _holds_weights(m)]
+        return {"ignored_layers": ignored}
+    named = dict(module.named_modules())
+    head = [m for m in module.modules() if isinstance(m, nn.Linear)][-1]
+    ignored = [head] + [m for n, m in named.items() if n.endswith(".linear1") and id(m) not in keep]
+    options: dict[str, Any] = {}
+    if "0.proj" in selected:
+        heads = {m: m.num_heads for m in module.modules() if isinstance(m, nn.MultiheadAttention)}
+        options = {"out_channel_groups": dict(heads), "in_channel_groups": dict(heads)}
+        position = getattr(named.get("0"), "position", None)
+        if isinstance(position, nn.Parameter):
+            options["unwrapped_parameters"] = [(position, position.dim() - 1)]
+    else:
+        ignored += [m for n, m in named.items() if n and not n.endswith(".linear1") and _holds_weights(m)]
+    return {"ignored_layers": list({id(m): m for m in ignored}.values()), **options}
 
 
 def arch_of(family: str, module: nn.Module, arch: dict[str, Any]) -> dict[str, Any]:
@@ -110,4 +145,4 @@ def student_arch(family: str, arch: dict[str, Any], width: float, depth: int | N
     return new
 
 
-__all__ = ["arch_of", "prunable_layers", "rebuild_check", "student_arch"]
+__all__ = ["arch_of", "prunable_layers", "pruner_options", "rebuild_check", "student_arch"]

@@ -4,7 +4,10 @@ Unstructured pruning uses ``torch.nn.utils.prune`` to pick the smallest weights;
 into the weights (shapes unchanged, so on CPU nothing shrinks or speeds up without sparse kernels).
 Structured pruning uses torch-pruning's ``MetaPruner`` with L1 group importance, which follows the
 dependency graph (a Linear's removed outputs are removed from the next layer's inputs too), then
-fine-tunes briefly. For zoo models the result is a smaller member of the same family, so its artifact
+fine-tunes briefly. On the zoo transformer "hidden units" are the model width (d_model: embedding,
+every LayerNorm, every head's attention projections, feed-forward outputs, classifier input, narrowed
+together with each head keeping equally many of its dimensions) and the feed-forward units; the result
+is an ordinary, narrower ``nn.TransformerEncoder``. For zoo models the result is a smaller member of the same family, so its artifact
 rebuilds from the architecture arguments.
 """
 
@@ -18,9 +21,11 @@ import torch
 from torch import nn
 
 from workbench.compression.config import PruneConfig, resolve_filter
-from workbench.compression.families import arch_of, prunable_layers, rebuild_check
+from workbench.compression.families import arch_of, prunable_layers, pruner_options, rebuild_check
 from workbench.compression.registry import StepContext, Work, register_method
 from workbench.errors import CompressionError
+
+_TRANSFORMER_UNITS = "'0.proj' for the model width d_model, each 'linear1' for the feed-forward units; "
 
 
 def _weight_params(module: nn.Module) -> dict[str, nn.Parameter]:
@@ -102,17 +107,13 @@ def _structured(work: Work, config: PruneConfig, context: StepContext) -> Work:
                 if name not in candidates:
                     raise CompressionError(
                         f"structured pruning can remove output units of {sorted(candidates)} "
-                        f"({'the feed-forward layers, ' if family == 'transformer' else ''}never the output "
+                        f"({_TRANSFORMER_UNITS if family == 'transformer' else ''}never the output "
                         f"layer); the filter selected {name!r} ({type(m).__name__})"
                     )
                 selected[name] = m
     if not selected:
         raise CompressionError("structured pruning found no layer to narrow (the filter selected none)")
-    keep = set(map(id, selected.values()))
-    ignored = [
-        m for m in module.modules()
-        if id(m) not in keep and (any(True for _ in m.parameters(recurse=False)) or isinstance(m, nn.MultiheadAttention))
-    ]
+    options = pruner_options(family, module, selected)
     before = {n: _width(m) for n, m in selected.items()}
     example = torch.from_numpy(np.ascontiguousarray(work.example[:1]))
     module.eval()
@@ -121,7 +122,7 @@ def _structured(work: Work, config: PruneConfig, context: StepContext) -> Work:
             warnings.simplefilter("ignore")  # e.g. about parameters it leaves alone (the transformer's positions)
             pruner = tp.pruner.MetaPruner(
                 module, example, importance=tp.importance.MagnitudeImportance(p=1),
-                pruning_ratio=float(config.sparsity), ignored_layers=ignored, global_pruning=False,
+                pruning_ratio=float(config.sparsity), global_pruning=False, **options,
             )
             pruner.step()
     except Exception as exc:  # torch-pruning could not trace or prune this model
