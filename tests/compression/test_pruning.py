@@ -58,9 +58,9 @@ def test_structured_removes_cnn_channels(zoo_cnn, cnn_variants):
     assert 100 * (zoo_cnn.evaluate() - variant.evaluate()) <= PRUNE_MAX_LOSS_PT
 
 
-# The zoo transformer (d_model 64, ff 128) loses far more when its width is halved too: measured 31 % right
-# after pruning, 92-94 % after 2-3 fine-tune epochs (from 98.4 %). The bound says fine-tuning recovers most.
-TRANSFORMER_PRUNE_MAX_LOSS_PT = 10.0
+# The zoo transformer (d_model 256, ff 1024) loses more when its width is halved too: measured -0.9 pt after
+# 3 fine-tune epochs (from 97.6 %); the tests fine-tune for 2. The bound says fine-tuning recovers most.
+TRANSFORMER_PRUNE_MAX_LOSS_PT = 3.0
 
 
 def test_structured_halves_the_transformer_width_and_feed_forward(zoo_transformer, transformer_structured):
@@ -109,14 +109,17 @@ def test_pruned_transformer_artifact_rebuilds_and_serves_the_same_outputs(zoo_tr
 
 
 @pytest.mark.parametrize(
-    ("chosen", "d_model", "ff"),
-    [(lambda m, n: n == "0.proj", 32, 128), (lambda m, n: n.endswith("linear1"), 64, 64)],
+    ("chosen", "d_model_ratio", "ff_ratio"),
+    [(lambda m, n: n == "0.proj", 0.5, 1), (lambda m, n: n.endswith("linear1"), 1, 0.5)],
     ids=["width-only", "feed-forward-only"],
 )
-def test_a_filter_narrows_the_transformer_width_or_feed_forward_alone(zoo_transformer, chosen, d_model, ff):
+def test_a_filter_narrows_the_transformer_width_or_feed_forward_alone(zoo_transformer, chosen, d_model_ratio,
+                                                                      ff_ratio):
     config = PruneConfig(method="structured", sparsity=0.5, fine_tune_epochs=0, filter_fn=chosen)
     variant = build_variant(zoo_transformer, [config], progress=False)
-    assert (variant.source["arch"]["d_model"], variant.source["arch"]["ff"]) == (d_model, ff)
+    before = zoo_transformer.source["arch"]
+    assert (variant.source["arch"]["d_model"], variant.source["arch"]["ff"]) == (
+        int(before["d_model"] * d_model_ratio), int(before["ff"] * ff_ratio))
     assert variant.predict(zoo_transformer.example).shape == (len(zoo_transformer.example), 10)
 
 
@@ -124,7 +127,7 @@ def test_transformer_width_stays_a_multiple_of_the_heads(zoo_transformer):
     variant = build_variant(zoo_transformer, [PruneConfig(method="structured", sparsity=0.3, fine_tune_epochs=0)],
                             progress=False)
     assert variant.source["arch"]["d_model"] % variant.source["arch"]["heads"] == 0
-    assert variant.source["arch"]["d_model"] < 64
+    assert variant.source["arch"]["d_model"] < zoo_transformer.source["arch"]["d_model"]
 
 
 def test_a_filter_chooses_the_layers(zoo_mlp):

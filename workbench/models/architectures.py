@@ -44,12 +44,13 @@ def cnn(*, channels: Sequence[int] = (32, 64), hidden: int = 128, classes: int =
 
 
 class RowEmbedding(nn.Module):
-    """Reads a (rows, features) input as a sequence of tokens: a Linear per row plus a learned position."""
+    """Reads a (rows, features) input as a sequence of tokens: a Linear per row plus a learned position
+    (initialised small and random, so the positions are told apart from the first step)."""
 
     def __init__(self, rows: int, features: int, d_model: int):
         super().__init__()
         self.proj = nn.Linear(features, d_model)
-        self.position = nn.Parameter(torch.zeros(1, rows, d_model))
+        self.position = nn.Parameter(torch.randn(1, rows, d_model) * 0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(x) + self.position
