@@ -184,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=25, help="timing rounds per model and batch size (medians)")
     parser.add_argument("--epochs-scale", type=float, default=1.0, help="scale fine-tune/distill epochs (0.1 = quick)")
     parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--markdown", type=Path, help="write the tables as Markdown here")
+    parser.add_argument("--markdown", type=Path, help="write the tables as Markdown to this file (overwritten: not a "
+                        "section of docs/performance.md, whose Compression section also holds the reading)")
     args = parser.parse_args(argv)
 
     import torch
