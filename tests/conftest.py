@@ -44,3 +44,35 @@ def no_server_left_running(request):
         import warnings
 
         warnings.warn(f"{request.module.__name__} left {len(left)} Server(s) running", stacklevel=1)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_process_left_running(request):
+    """Name the child processes a module started and left alive (reported, not failed: a later test that
+    counts processes would otherwise fail without saying whose they are)."""
+    import psutil
+
+    def alive() -> dict[int, str]:
+        out = {}
+        for p in psutil.Process().children(recursive=True):
+            try:
+                cmd = " ".join(p.cmdline())
+            except psutil.Error:
+                continue
+            if "resource_tracker" not in cmd:
+                out[p.pid] = cmd
+        return out
+
+    before = set(alive())
+    yield
+    deadline = time.monotonic() + 10
+    while True:
+        left = {pid: cmd for pid, cmd in alive().items() if pid not in before}
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    if left:
+        import warnings
+
+        names = "; ".join(f"{pid}: {cmd[:160]}" for pid, cmd in left.items())
+        warnings.warn(f"{request.module.__name__} left {len(left)} process(es) running: {names}", stacklevel=1)

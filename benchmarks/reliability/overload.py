@@ -30,6 +30,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,8 @@ def run_overload(*, seconds: float = 30.0, pre_s: float = 5.0, post_s: float = 5
         "all_ok_p99_ms": round(every_ok.percentile(99) * 1e3, 2) if every_ok.count else None,
         "refusal_bound_ms": REFUSAL_BOUND_MS,
         "probe_503": len(probe_503),
+        "probe_statuses": dict(sorted(Counter(r.status for r in probes).items())),
+        "probe_errors": dict(probe.errors),
         "probe_200": len(probe_200),
         "probe_other": len(probes) - len(probe_503) - len(probe_200),
         "refusal_p50_ms": percentile_ms([r.latency_s for r in probe_503], 50),

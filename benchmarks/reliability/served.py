@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import math
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -302,6 +303,7 @@ class Probe:
     served: ServedProcess
     interval_s: float = 0.02
     results: list[ProbeResult] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)  # failed requests by exception type
 
     def __post_init__(self) -> None:
         import numpy as np
@@ -312,21 +314,26 @@ class Probe:
         self._body, self._headers = build_body([("input", x)], binary=True)
         self._path = f"/v2/models/{self.served.model}/infer"
         self._stop = threading.Event()
+        self._jitter = random.Random(0)
         self._thread = threading.Thread(target=self._run, name="reliability-probe", daemon=True)
 
     def _run(self) -> None:
         parts = urlsplit(self.served.url)
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        # a short timeout: one stuck request must not blind the probe for the rest of the overload
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=2)
         try:
             while not self._stop.is_set():
                 t = time.monotonic()
                 try:
                     a = request(self.served.url, "POST", self._path, self._body, self._headers, conn=conn)
                     self.results.append(ProbeResult(t, a.status, a.latency_s, a.headers.get("retry-after")))
-                except (OSError, http.client.HTTPException):
+                except Exception as exc:  # noqa: BLE001 - the probe must outlive any failed request
                     conn.close()
+                    self.errors[type(exc).__name__] = self.errors.get(type(exc).__name__, 0) + 1
                     self.results.append(ProbeResult(t, 0, time.monotonic() - t, None))
-                self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - t)))
+                # a random pause after each answer: sending right after an answer would land just after a
+                # batch left the queue (when there is room), and would time admissions, not refusals
+                self._stop.wait(self._jitter.uniform(0.5, 1.5) * self.interval_s)
         finally:
             conn.close()
 

@@ -28,5 +28,12 @@ def noisy_mlp(zoo_mlp):
 
 @pytest.fixture
 def no_leftover_processes():
-    yield
-    wait_for(lambda: not children(), timeout_s=15, message="the tuner's processes to end")
+    """Yields ``leftovers()``: the processes started since the test began that are still alive (processes
+    an earlier test or the session left behind are not this test's); after the test, waits for none."""
+    before = {p.pid for p in children()}
+
+    def leftovers() -> list:
+        return [p for p in children() if p.pid not in before]
+
+    yield leftovers
+    wait_for(lambda: not leftovers(), timeout_s=15, message="the tuner's processes to end")

@@ -6,7 +6,6 @@ import threading
 
 import numpy as np
 import pytest
-from tune_helpers import children
 
 from workbench.errors import ConfigError
 from workbench.serving.config import ServeConfig
@@ -139,7 +138,7 @@ def test_stop_from_another_thread_ends_promptly_and_closes_everything(zoo_mlp, t
     assert tuner.done and not stopper.is_alive()
     assert results and results[0].stopped and results[0].message.startswith("Stopped early.")
     assert tuner.progress == 1.0 and tuner.result is results[0]
-    assert not children()
+    assert not no_leftover_processes()
 
 
 @pytest.mark.parametrize(("kwargs", "words"), [
