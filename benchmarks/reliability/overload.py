@@ -286,7 +286,7 @@ them) and reads their `Retry-After`; the RSS of the server and its worker, the s
 `/metrics` are sampled every 0.5 s. The latency bound follows from the config: ⌈max_queue / max_batch_size⌉ + 2
 batches (the queue ahead, the batch waiting in the worker's pipe, its own) of {f['batch_ms']:g} ms ×
 {BATCH_OVERSHOOT:g} (the sleep's overshoot under contention: 25.6 ms at p99 for a 20 ms batch, measured from the
-server's request records), + {TRANSPORT_ALLOWANCE_MS:g} ms for HTTP, the pipes and the generator's own send lag. The machine's 2 cores are shared with other engineers' work (load average below): latency figures
+server's request records), + {TRANSPORT_ALLOWANCE_MS:g} ms for HTTP, the pipes and the generator's own send lag. The machine's 2 cores may be shared with other work (load average below): latency figures
 are noisy, counts are not. {n} rounds, each with its own server, one after another:
 
 {_rounds_table(rounds)}
