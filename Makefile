@@ -35,11 +35,12 @@ test: $(VENV)/.installed-dev lint
 lab: $(VENV)/.installed-dev
 	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-# Every benchmark, one after the other (minutes; run on a quiet machine). Each module's docstring gives
+# Every benchmark, one after the other (minutes; run on a quiet machine; the reliability runs are
+# `python -m benchmarks.reliability`). Each module's docstring gives
 # its options; docs/performance.md holds the figures and the exact commands that made them.
 bench: $(VENV)/.installed-dev
 	$(BIN)/pip install -q $(PIP_CONSTRAINT_FLAG) -e '.[dev,ray,bench]'
-	for b in serving_bench http_bench compression_bench ray_bench; do $(BIN)/python -m benchmarks.$$b || exit 1; done
+	for b in serving_bench http_bench compression_bench ray_bench tune_bench; do $(BIN)/python -m benchmarks.$$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
