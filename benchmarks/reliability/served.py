@@ -131,20 +131,7 @@ class ServedProcess:
 
     def stop(self, timeout_s: float = 30.0) -> list[int]:
         """SIGTERM, wait (kill after ``timeout_s``); returns the pids of children that outlived it (killed)."""
-        import psutil
-
-        children = self.tree()[1:]
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        _, alive = psutil.wait_procs(children, timeout=10)
-        for child in alive:
-            child.kill()
-        return [p.pid for p in alive]
+        return stop_tree(self.proc, timeout_s)
 
     def __enter__(self) -> ServedProcess:
         try:
@@ -182,6 +169,28 @@ def request(url: str, method: str, path: str, body: bytes | None = None, headers
     finally:
         if own:
             c.close()
+
+
+def stop_tree(proc: subprocess.Popen, timeout_s: float = 30.0) -> list[int]:
+    """Stop a server process and its workers: SIGTERM, wait (kill after ``timeout_s``), then kill any child
+    still alive 10 s later. Returns the pids of the children that outlived their parent (killed)."""
+    import psutil
+
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+    _, alive = psutil.wait_procs(children, timeout=10)
+    for child in alive:
+        child.kill()
+    return [p.pid for p in alive]
 
 
 @dataclass

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -128,22 +127,9 @@ class ServeProcess:
 
     def stop(self, timeout_s: float = 30.0) -> int | None:
         """SIGTERM, wait (kill after ``timeout_s``); returns the exit code."""
-        import psutil
+        from benchmarks.reliability.served import stop_tree
 
-        try:
-            children = psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            children = []
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        _, alive = psutil.wait_procs(children, timeout=10)
-        for child in alive:
-            child.kill()
+        stop_tree(self.proc, timeout_s)
         return self.proc.returncode
 
     def healthy(self) -> bool:
